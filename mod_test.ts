@@ -1,0 +1,544 @@
+// Copyright 2026 the @x/port-reserve authors. MIT license.
+// Runs unchanged under `deno test` and `bun test` (node:test + node:assert).
+// Every claim is checked against the kernel: /proc/net/tcp{,6} for TIME_WAIT,
+// real listeners and connections for who can and cannot get a port.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import * as net from "node:net";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { reserve, reserveMany } from "./mod.ts";
+
+const RUNTIME = "Deno" in globalThis
+  ? "deno"
+  : "Bun" in globalThis
+  ? "bun"
+  : "node";
+const HAS_IPV6 = existsSync("/proc/net/if_inet6") &&
+  readFileSync("/proc/net/if_inet6", "utf8").includes(
+    "00000000000000000000000000000001",
+  );
+const NO_IPV6 = HAS_IPV6 ? false : "::1 is not configured on this machine";
+const CHILD = fileURLToPath(new URL("./testdata/child.ts", import.meta.url));
+
+test("reserve() leaves the port in TIME_WAIT on 127.0.0.1", async () => {
+  const port = await reserve();
+  assert.ok(Number.isInteger(port) && port > 0 && port < 65536);
+  await assertTimeWait("127.0.0.1", port);
+  assert.deepEqual(states("127.0.0.1", port), ["TIME_WAIT"]);
+});
+
+test("a new listener can take a reserved port at once", async () => {
+  const port = await reserve();
+  await closeServer(await listen("127.0.0.1", port));
+  const again = await reserve();
+  listenNatively("127.0.0.1", again);
+});
+
+test("the kernel hands reserved ports to no port-0 listener or outgoing connection", async () => {
+  const reserved = new Set(await reserveMany(50));
+  const used = await churn(2000);
+  assert.equal(used.length, 4000);
+  assert.deepEqual(used.filter((port) => reserved.has(port)), []);
+});
+
+test("the same churn does land on ports released by the port 0 trick (control)", async () => {
+  // Shows the test above can fail: ports that are merely free get reused.
+  const released = new Set<number>();
+  for (let i = 0; i < 50; i++) {
+    const server = await listen("127.0.0.1", 0);
+    released.add(portOf(server));
+    await closeServer(server);
+  }
+  const used = await churn(2000);
+  assert.ok(used.some((port) => released.has(port)));
+});
+
+test("reserveMany() reserves distinct ports, each in TIME_WAIT", async () => {
+  const ports = await reserveMany(40);
+  assert.equal(ports.length, 40);
+  assert.equal(new Set(ports).size, 40);
+  for (const port of ports) await assertTimeWait("127.0.0.1", port);
+});
+
+test("reserveMany(0) resolves to []", async () => {
+  assert.deepEqual(await reserveMany(0), []);
+});
+
+test("reserveMany() gives the preferred port first and distinct ports after it", async () => {
+  const preferred = await reserve();
+  const ports = await reserveMany(5, { port: preferred });
+  assert.equal(ports[0], preferred);
+  assert.equal(new Set(ports).size, 5);
+});
+
+test("reserve() reserves a free preferred port", async () => {
+  const server = await listen("127.0.0.1", 0);
+  const free = portOf(server);
+  await closeServer(server); // free, and not in TIME_WAIT: nothing connected
+  assert.deepEqual(states("127.0.0.1", free), []);
+  assert.equal(await reserve({ port: free }), free);
+  await assertTimeWait("127.0.0.1", free);
+});
+
+test("reserve() renews a preferred port that is in TIME_WAIT", async () => {
+  const port = await reserve();
+  assert.equal(await reserve({ port }), port);
+  await waitFor(() => states("127.0.0.1", port).length === 2);
+  assert.deepEqual(states("127.0.0.1", port), ["TIME_WAIT", "TIME_WAIT"]);
+});
+
+test("reserve() reserves another port when the preferred one has a listener", async () => {
+  const server = await listen("127.0.0.1", 0);
+  try {
+    const taken = portOf(server);
+    const port = await reserve({ port: taken });
+    assert.notEqual(port, taken);
+    await assertTimeWait("127.0.0.1", port);
+  } finally {
+    await closeServer(server);
+  }
+});
+
+test("reserve() on ::1 leaves the port in TIME_WAIT in /proc/net/tcp6", {
+  skip: NO_IPV6,
+}, async () => {
+  const port = await reserve({ hostname: "::1" });
+  await assertTimeWait("::1", port);
+  assert.equal(await reserve({ hostname: "[::1]", port }), port);
+});
+
+test("reserve() on 0.0.0.0 reserves through 127.0.0.1 and a wildcard listener takes it", async () => {
+  const port = await reserve({ hostname: "0.0.0.0" });
+  await assertTimeWait("127.0.0.1", port);
+  await closeServer(await listen("0.0.0.0", port));
+});
+
+test("reserve() on :: reserves through ::1 and a wildcard listener takes it", {
+  skip: NO_IPV6,
+}, async () => {
+  const port = await reserve({ hostname: "::" });
+  await assertTimeWait("::1", port);
+  await closeServer(await listen("::", port));
+});
+
+test("reserve() on localhost reserves the same port on 127.0.0.1 and ::1", {
+  skip: NO_IPV6,
+}, async () => {
+  const port = await reserve({ hostname: "localhost" });
+  await assertTimeWait("127.0.0.1", port);
+  await assertTimeWait("::1", port);
+});
+
+test(
+  "reserve() on localhost picks another port when the preferred one is taken on ::1",
+  {
+    skip: NO_IPV6,
+  },
+  async () => {
+    const server = await listen("::1", 0);
+    try {
+      const taken = portOf(server);
+      const port = await reserve({ hostname: "localhost", port: taken });
+      assert.notEqual(port, taken);
+      await assertTimeWait("127.0.0.1", port);
+      await assertTimeWait("::1", port);
+    } finally {
+      await closeServer(server);
+    }
+  },
+);
+
+test("8 processes × 200 reservations are all distinct", async () => {
+  const children = Array.from(
+    { length: 8 },
+    () => runChild(["sequential", "200"]),
+  );
+  const ports = (await Promise.all(children)).flatMap((child) =>
+    (child.json as { ports: number[] }).ports
+  );
+  assert.equal(ports.length, 1600);
+  assert.equal(new Set(ports).size, 1600);
+});
+
+test("reserve() rejects a port that is not an integer in 0-65535 with a RangeError", async () => {
+  const cases: [unknown, string][] = [
+    [1.5, "1.5"],
+    [-1, "-1"],
+    [65536, "65536"],
+    [NaN, "NaN"],
+    [Infinity, "Infinity"],
+    ["80", '"80"'],
+  ];
+  for (const [port, shown] of cases) {
+    await assert.rejects(reserve({ port: port as number }), {
+      name: "RangeError",
+      message:
+        `Cannot reserve port as 'port' must be an integer in 0-65535: current value is ${shown}`,
+    });
+  }
+  await assert.rejects(reserveMany(2, { port: 70000 }), {
+    name: "RangeError",
+    message:
+      "Cannot reserve ports as 'port' must be an integer in 0-65535: current value is 70000",
+  });
+});
+
+test("reserveMany() rejects a count that is not a non-negative integer with a RangeError", async () => {
+  for (const [count, shown] of [[-1, "-1"], [2.5, "2.5"], ["3", '"3"']]) {
+    await assert.rejects(reserveMany(count as number), {
+      name: "RangeError",
+      message:
+        `Cannot reserve ports as 'count' must be a non-negative integer: current value is ${shown}`,
+    });
+  }
+});
+
+test("reserve() rejects a hostname that is not a non-empty string and options that are not an object with a TypeError", async () => {
+  await assert.rejects(reserve({ hostname: 42 as unknown as string }), {
+    name: "TypeError",
+    message:
+      "Cannot reserve port as 'hostname' must be a non-empty string: current value is 42",
+  });
+  await assert.rejects(reserve({ hostname: " " }), { name: "TypeError" });
+  await assert.rejects(reserve(null as unknown as object), {
+    name: "TypeError",
+    message:
+      "Cannot reserve port as 'options' must be an object: current value is null",
+  });
+});
+
+test("reserve() on an address of another machine fails naming it, with the runtime's error as cause", async () => {
+  const error = await rejection(reserve({ hostname: "192.0.2.1" }));
+  assert.equal(error.name, "Error");
+  assert.match(
+    error.message,
+    /^Cannot reserve port on 192\.0\.2\.1 as it is not an address of this machine: /,
+  );
+  assert.ok(error.cause instanceof Error);
+});
+
+test("reserve() on a hostname that does not resolve fails naming it, with the runtime's error as cause", async () => {
+  const error = await rejection(reserve({ hostname: "nope.invalid" }));
+  assert.match(
+    error.message,
+    /^Cannot reserve port on nope\.invalid as the hostname does not resolve: /,
+  );
+  assert.ok(error.cause instanceof Error);
+});
+
+test(
+  "Deno without net permission fails naming the flag, before touching the network",
+  {
+    skip: RUNTIME === "deno" ? false : "Deno permissions exist only on Deno",
+  },
+  async () => {
+    const cases: [string[], string, RegExp][] = [
+      [[], "{}", /--allow-net=127\.0\.0\.1$/],
+      [["--allow-net=127.0.0.1:1"], "{}", /--allow-net=127\.0\.0\.1$/],
+      [["--allow-net=127.0.0.1"], '{"hostname":"::1"}', /--allow-net=\[::1\]$/],
+      [["--allow-net=0.0.0.0"], '{"hostname":"0.0.0.0"}', /=127\.0\.0\.1$/],
+    ];
+    for (const [flags, options, flag] of cases) {
+      const { json } = await runChild(["call", options], flags);
+      const { error } = json as { error: { name: string; message: string } };
+      assert.ok(error, `${flags} ${options} gave ${JSON.stringify(json)}`);
+      assert.equal(error.name, "Error");
+      assert.match(error.message, /Deno has no net permission/);
+      assert.match(error.message, / -N /);
+      assert.match(error.message, flag);
+    }
+    // Bad input is reported before any permission is needed.
+    const { json } = await runChild(["call", '{"port":1.5}'], []);
+    assert.equal(
+      (json as { error: { name: string } }).error.name,
+      "RangeError",
+    );
+  },
+);
+
+test("Deno without net permission never prompts, even on a terminal", {
+  skip: RUNTIME !== "deno"
+    ? "Deno permissions exist only on Deno"
+    : !existsSync("/usr/bin/script")
+    ? "script(1) from util-linux is needed to give the child a terminal"
+    : false,
+}, async () => {
+  // script(1) gives the child a terminal, where Deno would prompt.
+  const command = `"$DENO_BINARY" run '${CHILD}' call {}`;
+  const result = await run("script", ["-qec", command, "/dev/null"], 20_000);
+  assert.doesNotMatch(result.stdout, /Deno requests|Allow\?/);
+  assert.match(result.stdout, /Deno has no net permission/);
+});
+
+const NAMESPACE = namespaceSupport();
+
+test(
+  "an exhausted ephemeral range fails promptly with an 'ephemeral' error and nothing open",
+  {
+    skip: NAMESPACE,
+  },
+  async () => {
+    // A private network namespace with an 8-port range: its own TIME_WAIT table.
+    const { command, args } = childCommand(["exhaust"], ["-A"]);
+    const script = [
+      "ip link set lo up",
+      'echo "40000 40007" > /proc/sys/net/ipv4/ip_local_port_range',
+      `exec "$0" "$@"`,
+    ].join(" && ");
+    const result = await run(
+      "unshare",
+      ["-n", "sh", "-c", script, command, ...args],
+      30_000,
+    );
+    const report = JSON.parse(result.stdout) as {
+      ports: number[];
+      error: { name: string; message: string; cause: string | null };
+      fdBefore: number;
+      fdAfter: number;
+    };
+    assert.ok(report.ports.length >= 1 && report.ports.length <= 7);
+    assert.equal(new Set(report.ports).size, report.ports.length);
+    assert.ok(report.ports.every((port) => port >= 40000 && port <= 40007));
+    assert.equal(report.error.name, "Error");
+    assert.match(
+      report.error.message,
+      /^Cannot reserve port on 127\.0\.0\.1 as no ephemeral port is left: .*ip_local_port_range$/,
+    );
+    assert.notEqual(report.error.cause, null);
+    assert.equal(report.fdAfter, report.fdBefore);
+  },
+);
+
+test("reservations and every failure path leave no file descriptor open", async () => {
+  // The first round may open the runtime's own descriptors (DNS, pollers).
+  await everyPath();
+  const before = openFds();
+  for (let i = 0; i < 3; i++) await everyPath();
+  assert.equal(openFds(), before);
+});
+
+// Deno's resource and op sanitizers (on in deno.json) see only Deno.test.
+const { Deno } = globalThis as {
+  Deno?: { test(name: string, fn: () => Promise<void>): void };
+};
+Deno?.test(
+  "reserve() and its failure paths close every resource (Deno sanitizers)",
+  everyPath,
+);
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+/** Successful reservations of every kind, then every failure we can cause. */
+async function everyPath(): Promise<void> {
+  await reserveMany(20);
+  await reserve({ hostname: "0.0.0.0" });
+  if (HAS_IPV6) await reserve({ hostname: "localhost" });
+  const server = await listen("127.0.0.1", 0);
+  await reserve({ port: portOf(server) });
+  await closeServer(server);
+  await rejection(reserve({ port: 1.5 }));
+  await rejection(reserveMany(-1));
+  await rejection(reserve({ hostname: "192.0.2.1" }));
+  await rejection(reserve({ hostname: "nope.invalid" }));
+}
+
+/** The states of sockets whose local address is address:port, from /proc. */
+function states(address: string, port: number): string[] {
+  const file = address.includes(":") ? "/proc/net/tcp6" : "/proc/net/tcp";
+  const local = `${procAddress(address)}:${
+    port.toString(16).toUpperCase().padStart(4, "0")
+  }`;
+  const names: Record<string, string> = { "06": "TIME_WAIT", "0A": "LISTEN" };
+  return readFileSync(file, "utf8").split("\n").slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => fields[1] === local)
+    .map((fields) => names[fields[3]] ?? fields[3]);
+}
+
+async function assertTimeWait(address: string, port: number): Promise<void> {
+  // The last FIN crosses loopback in softirq context: allow it a moment.
+  await waitFor(() => states(address, port).includes("TIME_WAIT"));
+  assert.ok(
+    states(address, port).includes("TIME_WAIT"),
+    `${address}:${port} has no TIME_WAIT entry: ${states(address, port)}`,
+  );
+}
+
+async function waitFor(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !condition(); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** An address as /proc/net/tcp{,6} prints it: 32-bit words in host order. */
+function procAddress(address: string): string {
+  let bytes: number[];
+  if (address.includes(":")) {
+    const [head, tail = ""] = address.split("::");
+    const words = (part: string) => part ? part.split(":") : [];
+    const groups = [...words(head)];
+    const rest = words(tail);
+    while (groups.length + rest.length < 8) groups.push("0");
+    bytes = [...groups, ...rest].flatMap((group) => {
+      const value = parseInt(group, 16);
+      return [value >> 8, value & 0xff];
+    });
+  } else {
+    bytes = address.split(".").map(Number);
+  }
+  let out = "";
+  for (let i = 0; i < bytes.length; i += 4) {
+    for (let j = 3; j >= 0; j--) {
+      out += bytes[i + j].toString(16).toUpperCase().padStart(2, "0");
+    }
+  }
+  return out;
+}
+
+function openFds(): number {
+  return readdirSync("/proc/self/fd").length;
+}
+
+function listen(host: string, port: number): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer((socket) => socket.end());
+    server.once("error", reject);
+    server.listen({ host, port }, () => resolve(server));
+  });
+}
+
+function closeServer(server: net.Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+function portOf(server: net.Server): number {
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** Listens with the runtime's own API (Deno.listen, Bun.listen), then closes. */
+function listenNatively(hostname: string, port: number): void {
+  const { Deno, Bun } = globalThis as {
+    Deno?: { listen(o: object): { close(): void } };
+    Bun?: { listen(o: object): { stop(force?: boolean): void } };
+  };
+  if (Deno) Deno.listen({ hostname, port }).close();
+  else if (Bun) {
+    Bun.listen({ hostname, port, socket: { data(): void {} } }).stop(true);
+  }
+}
+
+/**
+ * `count` port-0 listeners, then `count` outgoing connections, one at a time;
+ * returns every local port the kernel handed them.
+ */
+async function churn(count: number): Promise<number[]> {
+  const ports: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const server = await listen("127.0.0.1", 0);
+    ports.push(portOf(server));
+    await closeServer(server);
+  }
+  // The server closes first, so the clients' own ports get no TIME_WAIT.
+  const target = await listen("127.0.0.1", 0);
+  for (let i = 0; i < count; i++) {
+    const socket = net.connect({ host: "127.0.0.1", port: portOf(target) });
+    await new Promise((resolve) => socket.once("connect", resolve));
+    ports.push(socket.localPort!);
+    await new Promise((resolve) => socket.once("close", resolve));
+  }
+  await closeServer(target);
+  return ports;
+}
+
+function childCommand(
+  args: string[],
+  denoFlags: string[],
+): { command: string; args: string[] } {
+  if (RUNTIME === "deno") {
+    // Deno's node:child_process gives a Deno child that has no permission
+    // flags the parent's permissions; it spots execPath even inside `sh -c`
+    // arguments, so the binary goes through the environment (see run()).
+    return {
+      command: "sh",
+      args: [
+        "-c",
+        'exec "$DENO_BINARY" "$@"',
+        "deno",
+        "run",
+        ...denoFlags,
+        CHILD,
+        ...args,
+      ],
+    };
+  }
+  return { command: process.execPath, args: [CHILD, ...args] };
+}
+
+async function runChild(
+  args: string[],
+  denoFlags: string[] = ["-N"],
+): Promise<{ json: unknown; stderr: string }> {
+  const { command, args: all } = childCommand(args, denoFlags);
+  const result = await run(command, all, 60_000);
+  assert.equal(result.code, 0, result.stderr);
+  return { json: JSON.parse(result.stdout), stderr: result.stderr };
+}
+
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command with no input; a liveness bound, not a speed target. */
+function run(
+  command: string,
+  args: string[],
+  timeout: number,
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NO_COLOR: "1", DENO_BINARY: process.execPath },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (chunk) => stdout += chunk);
+    child.stderr!.on("data", (chunk) => stderr += chunk);
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${command} ${args.join(" ")} hung for ${timeout} ms`));
+    }, timeout);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error("Expected a rejection");
+}
+
+/** false where `unshare -n` works here, else the reason to skip. */
+function namespaceSupport(): string | false {
+  if (process.platform !== "linux") return "network namespaces are Linux's";
+  const probe = spawnSync("unshare", ["-n", "ip", "link", "set", "lo", "up"], {
+    encoding: "utf8",
+  });
+  if (probe.error) return `unshare or ip is missing: ${probe.error.message}`;
+  if (probe.status !== 0) {
+    return `unshare -n is not permitted here (needs root): ${probe.stderr.trim()}`;
+  }
+  return false;
+}

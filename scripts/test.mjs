@@ -1,0 +1,78 @@
+// Copyright 2026 the @x/port-reserve authors. MIT license.
+// deno-lint-ignore-file explicit-function-return-type -- plain JavaScript for Node 20, which runs npm test
+// `npm test`: the quality gates, then the test suite on every runtime, one
+// after another (they share the host's ephemeral port range). Ends with one
+// line `test: N passed, N failed, N skipped` over all runtimes.
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const bin = (name) => `${root}node_modules/.bin/${name}`;
+const deno = bin("deno");
+
+/** [label, command, args, summary parser or null for a gate] */
+const steps = [
+  ["deno fmt", deno, ["fmt", "--check"]],
+  ["deno lint", deno, ["lint"]],
+  ["deno check", deno, ["check", "mod.ts", "mod_test.ts", "testdata/"]],
+  ["deno doc --lint", deno, ["doc", "--lint", "mod.ts"]],
+  [
+    "deno test",
+    deno,
+    ["test", "-A", "--doc", "mod.ts", "mod_test.ts"],
+    denoCounts,
+  ],
+];
+
+const total = { passed: 0, failed: 0, skipped: 0 };
+const failures = [];
+for (const [label, command, args, parse] of steps) {
+  process.stdout.write(
+    `\n== ${label}: ${[command.replace(root, ""), ...args].join(" ")}\n`,
+  );
+  const { code, output } = await run(command, args);
+  if (parse) {
+    const counts = parse(output);
+    if (!counts) failures.push(`${label}: no test summary`);
+    else for (const key of Object.keys(total)) total[key] += counts[key];
+  }
+  if (code !== 0) failures.push(`${label}: exit ${code}`);
+}
+for (const failure of failures) process.stdout.write(`FAILED ${failure}\n`);
+process.stdout.write(
+  `test: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped\n`,
+);
+process.exit(failures.length === 0 && total.failed === 0 ? 0 : 1);
+
+function denoCounts(output) {
+  const match = output.match(
+    /(\d+) passed \| (\d+) failed(?: \| (\d+) ignored)?/,
+  );
+  return match && {
+    passed: Number(match[1]),
+    failed: Number(match[2]),
+    skipped: Number(match[3] ?? 0),
+  };
+}
+
+function run(command, args) {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    let output = "";
+    const keep = (stream) => (chunk) => {
+      output += chunk;
+      stream.write(chunk);
+    };
+    child.stdout.on("data", keep(process.stdout));
+    child.stderr.on("data", keep(process.stderr));
+    child.on("error", (error) => {
+      output += String(error);
+      resolve({ code: -1, output });
+    });
+    child.on("close", (code) => resolve({ code, output }));
+  });
+}
