@@ -85,7 +85,7 @@ export interface ReserveOptions {
  */
 export async function reserve(options: ReserveOptions = {}): Promise<number> {
   const { hostname, port } = readOptions(options, "port");
-  return await reserveOn(backend(), hostname, port);
+  return await reserveOn(await backend(), hostname, port);
 }
 
 /**
@@ -123,23 +123,25 @@ export async function reserveMany(
     );
   }
   const { hostname, port } = readOptions(options, "ports");
-  const impl = backend();
-  const ports = new Set<number>();
+  const impl = await backend();
+  const ports: number[] = [];
+  const taken = new Set<number>();
   let failure: unknown;
   let failed = false;
   let next = 0;
   async function work(): Promise<void> {
     while (!failed && next < count) {
-      const preferred = next++ === 0 ? port : 0;
+      const slot = next++;
       try {
-        let reserved = await reserveOn(impl, hostname, preferred);
+        let reserved = await reserveOn(impl, hostname, slot === 0 ? port : 0);
         // The kernel does not hand out a port in TIME_WAIT to bind(0) unless
         // net.ipv4.ip_autobind_reuse is set; check anyway, distinct is promised.
-        for (let retry = 0; ports.has(reserved); retry++) {
+        for (let retry = 0; taken.has(reserved); retry++) {
           if (retry === MAX_ATTEMPTS) throw repeatedError(hostname);
           reserved = await reserveOn(impl, hostname, 0);
         }
-        ports.add(reserved);
+        taken.add(reserved);
+        ports[slot] = reserved;
       } catch (error) {
         if (!failed) failure = error;
         failed = true;
@@ -151,7 +153,7 @@ export async function reserveMany(
   // Every worker settles (closing its sockets) before the first error is thrown.
   await Promise.all(workers);
   if (failed) throw failure;
-  return [...ports];
+  return ports;
 }
 
 // ---------------------------------------------------------------------------
@@ -220,7 +222,7 @@ async function reserveOn(
       if (!(error instanceof StepError) || error.step !== "listen") {
         throw describe(error, hostname, reserved);
       }
-      const code = errorCode(error.cause);
+      const code = error.code;
       // No ::1 on this machine: 127.0.0.1 is all that localhost can mean.
       if (code === "EADDRNOTAVAIL" || code === "EAFNOSUPPORT") return reserved;
       if (code !== "EADDRINUSE") throw describe(error, hostname, reserved);
@@ -241,7 +243,7 @@ async function reservePreferred(
     return await impl.reserveOnce(hostname, port);
   } catch (error) {
     const inUse = port !== 0 && error instanceof StepError &&
-      error.step === "listen" && errorCode(error.cause) === "EADDRINUSE";
+      error.step === "listen" && error.code === "EADDRINUSE";
     if (!inUse) throw describe(error, label, port);
   }
   try {
@@ -262,14 +264,17 @@ function connectAddress(address: string): string {
 class StepError extends Error {
   step: "listen" | "connect" | "permission";
   hosts: string[];
+  code: string | undefined;
   constructor(
     step: "listen" | "connect" | "permission",
     cause: unknown,
-    hosts: string[] = [],
+    options: { hosts?: string[]; code?: string } = {},
   ) {
     super(`${step} failed`, { cause });
     this.step = step;
-    this.hosts = hosts;
+    this.hosts = options.hosts ?? [];
+    // Where the runtime's error has no errno name, the backend may give one.
+    this.code = options.code ?? errorCode(cause);
   }
 }
 
@@ -285,7 +290,7 @@ function describe(error: unknown, hostname: string, port: number): Error {
       `${on} as Deno has no net permission for ${hosts}: run with -N or --allow-net=${hosts}`,
     );
   }
-  const code = errorCode(cause);
+  const code = error.code;
   const exhausted = error.step === "listen"
     ? code === "EADDRINUSE" && port === 0
     : code === "EADDRNOTAVAIL" || code === "EADDRINUSE";
@@ -301,7 +306,7 @@ function describe(error: unknown, hostname: string, port: number): Error {
       { cause },
     );
   }
-  if (code === "EINVAL" && error.step === "listen") {
+  if (code === "EBADHOST") {
     return new Error(
       `${on} as it is not a valid hostname or IP address: pass a name such as localhost or an address such as 127.0.0.1`,
       { cause },
@@ -335,6 +340,13 @@ function repeatedError(hostname: string): Error {
   );
 }
 
+/** A failed listen; Bun's failed lookups have no code, only a message. */
+function listenFailure(error: unknown, hostname: string): StepError {
+  const name = !/^[\d.]+$|:/.test(hostname);
+  const code = errorCode(error) ?? (name ? "ENOTFOUND" : undefined);
+  return new StepError("listen", error, { code });
+}
+
 /** The errno name of a runtime's error, e.g. "EADDRINUSE". */
 function errorCode(error: unknown): string | undefined {
   const { code, message } = (error ?? {}) as {
@@ -342,20 +354,24 @@ function errorCode(error: unknown): string | undefined {
     message?: unknown;
   };
   if (typeof code === "string") {
-    // Node and Bun name failed lookups by getaddrinfo's codes.
-    return code.startsWith("EAI_") ? "ENOTFOUND" : code;
+    // Node and Bun name failed lookups by getaddrinfo's codes; Deno's
+    // node:net reports EADDRNOTAVAIL as EINVAL.
+    if (code.startsWith("EAI_")) return "ENOTFOUND";
+    return code === "EINVAL" ? "EADDRNOTAVAIL" : code;
   }
   // Deno throws a plain Error for a failed lookup, and a URIError when its
   // permission check cannot parse the host.
   if (typeof message === "string" && /lookup address/i.test(message)) {
     return "ENOTFOUND";
   }
-  return error instanceof URIError ? "EINVAL" : undefined;
+  return error instanceof URIError ? "EBADHOST" : undefined;
 }
 
 function bracket(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
 }
+
+function ignore(): void {}
 
 function show(value: unknown): string {
   return typeof value === "string" ? JSON.stringify(value) : String(value);
@@ -374,15 +390,44 @@ interface Backend {
   reserveOnce(hostname: string, port: number): Promise<number>;
 }
 
-let cached: Backend | undefined;
+/**
+ * Not part of the API: the test suite sets this global to "deno", "bun" or
+ * "node" to run every backend wherever it can run.
+ */
+const BACKEND = Symbol.for("@x/port-reserve/backend");
+const loaded: Record<string, Promise<Backend>> = {};
 
-function backend(): Backend {
-  if (cached) return cached;
-  const { Deno } = globalThis as { Deno?: DenoRuntime };
-  if (Deno) return cached = denoBackend(Deno);
-  throw new Error(
-    "Cannot reserve port as this runtime is not supported: use Deno",
-  );
+interface Scope {
+  Deno?: DenoRuntime;
+  Bun?: BunRuntime;
+  [BACKEND]?: string;
+}
+
+function backend(): Promise<Backend> {
+  const scope = globalThis as Scope;
+  // Deno and Bun also expose `process`, so they are tested for first.
+  const name = scope[BACKEND] ??
+    (scope.Deno ? "deno" : scope.Bun ? "bun" : "node");
+  return loaded[name] ??= load(name, scope);
+}
+
+async function load(name: string, scope: Scope): Promise<Backend> {
+  if (name === "deno" && scope.Deno) return denoBackend(scope.Deno);
+  if (name === "bun" && scope.Bun) return bunBackend(scope.Bun);
+  if (name === "node") {
+    try {
+      // Loaded only here, so Deno and Bun never pay for it at start.
+      return nodeBackend(await import("node:net") as NodeNet);
+    } catch (error) {
+      delete loaded[name];
+      throw new Error(
+        "Cannot reserve port as this runtime has neither Deno, Bun nor node:net: use one of them",
+        { cause: error },
+      );
+    }
+  }
+  delete loaded[name];
+  throw new Error(`Cannot reserve port with the ${name} backend here`);
 }
 
 interface DenoAddr {
@@ -416,7 +461,7 @@ function denoBackend(deno: DenoRuntime): Backend {
       }
     });
     if (missing.length > 0) {
-      throw new StepError("permission", undefined, missing);
+      throw new StepError("permission", undefined, { hosts: missing });
     }
   }
   return {
@@ -426,7 +471,7 @@ function denoBackend(deno: DenoRuntime): Backend {
       try {
         listener = deno.listen({ hostname, port });
       } catch (error) {
-        throw new StepError("listen", error);
+        throw listenFailure(error, hostname);
       }
       try {
         const { hostname: address, port: bound } = listener.addr;
@@ -451,6 +496,114 @@ function denoBackend(deno: DenoRuntime): Backend {
       } finally {
         listener.close();
       }
+    },
+  };
+}
+
+interface BunSocket {
+  end(): void;
+}
+interface BunHandlers {
+  open?(socket: BunSocket): void;
+  data(socket: BunSocket, data: Uint8Array): void;
+  end?(socket: BunSocket): void;
+  close?(socket: BunSocket): void;
+  error?(socket: BunSocket, error: Error): void;
+}
+interface BunRuntime {
+  listen(options: { hostname: string; port: number; socket: BunHandlers }): {
+    hostname: string;
+    port: number;
+    stop(closeActiveConnections?: boolean): void;
+  };
+  connect(
+    options: { hostname: string; port: number; socket: BunHandlers },
+  ): Promise<BunSocket>;
+}
+
+function bunBackend(bun: BunRuntime): Backend {
+  return {
+    async reserveOnce(hostname, port): Promise<number> {
+      let listener;
+      try {
+        listener = bun.listen({
+          hostname,
+          port,
+          socket: { open: (accepted) => accepted.end(), data: ignore },
+        });
+      } catch (error) {
+        throw listenFailure(error, hostname);
+      }
+      try {
+        let ended!: () => void;
+        const endOfStream = new Promise<void>((resolve) => ended = resolve);
+        let client;
+        try {
+          client = await bun.connect({
+            hostname: connectAddress(listener.hostname),
+            port: listener.port,
+            socket: { data: ignore, end: ended, close: ended, error: ended },
+          });
+        } catch (error) {
+          throw new StepError("connect", error);
+        }
+        await endOfStream;
+        client.end();
+        return listener.port;
+      } finally {
+        listener.stop(true);
+      }
+    },
+  };
+}
+
+interface NodeSocket {
+  on(event: string, listener: (error: unknown) => void): unknown;
+  resume(): unknown;
+  destroy(): unknown;
+}
+interface NodeNet {
+  createServer(listener: (socket: NodeSocket) => void): {
+    once(event: "error", listener: (error: unknown) => void): unknown;
+    listen(
+      options: { host: string; port: number },
+      listener: () => void,
+    ): unknown;
+    address(): { address: string; port: number } | string | null;
+    close(listener: () => void): unknown;
+  };
+  connect(options: { host: string; port: number }): NodeSocket;
+}
+
+function nodeBackend(net: NodeNet): Backend {
+  return {
+    reserveOnce(hostname, port): Promise<number> {
+      return new Promise((resolve, reject) => {
+        // destroy() closes gracefully (a FIN): no data is left unread.
+        const server = net.createServer((accepted) => accepted.destroy());
+        server.once("error", (error) => {
+          reject(listenFailure(error, hostname));
+        });
+        server.listen({ host: hostname, port }, () => {
+          const { address, port: bound } = server.address() as {
+            address: string;
+            port: number;
+          };
+          let failure: StepError | undefined;
+          const client = net.connect({
+            host: connectAddress(address),
+            port: bound,
+          });
+          client.on("error", (error) => {
+            failure = new StepError("connect", error);
+          });
+          client.on("end", () => client.destroy());
+          client.on("close", () => {
+            server.close(() => failure ? reject(failure) : resolve(bound));
+          });
+          client.resume(); // flowing, so that "end" is emitted
+        });
+      });
     },
   };
 }

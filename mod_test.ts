@@ -11,6 +11,14 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { reserve, reserveMany } from "./mod.ts";
 
+// PORT_RESERVE_BACKEND=node runs the node:net backend on Deno and Bun too,
+// through a global that mod.ts reads and does not document.
+const BACKEND = process.env.PORT_RESERVE_BACKEND || undefined;
+if (BACKEND) {
+  (globalThis as Record<symbol, string>)[
+    Symbol.for("@x/port-reserve/backend")
+  ] = BACKEND;
+}
 const RUNTIME = "Deno" in globalThis
   ? "deno"
   : "Bun" in globalThis
@@ -21,7 +29,20 @@ const HAS_IPV6 = existsSync("/proc/net/if_inet6") &&
     "00000000000000000000000000000001",
   );
 const NO_IPV6 = HAS_IPV6 ? false : "::1 is not configured on this machine";
-const CHILD = fileURLToPath(new URL("./testdata/child.ts", import.meta.url));
+// The permission tests are the Deno backend's: only this suite picks another
+// backend on Deno, and only the Deno backend asks Deno for permissions.
+const DENO_BACKEND = RUNTIME !== "deno"
+  ? "Deno permissions exist only on Deno"
+  : BACKEND && BACKEND !== "deno"
+  ? `the ${BACKEND} backend is picked on Deno only by this suite`
+  : false;
+// Node runs a JavaScript build of this file and of the child (scripts/).
+const CHILD = fileURLToPath(
+  new URL(
+    `./testdata/child.${RUNTIME === "node" ? "js" : "ts"}`,
+    import.meta.url,
+  ),
+);
 
 test("reserve() leaves the port in TIME_WAIT on 127.0.0.1", async () => {
   const port = await reserve();
@@ -232,7 +253,7 @@ test("reserve() on a hostname that does not resolve fails naming it, with the ru
 test(
   "Deno without net permission fails naming the flag, before touching the network",
   {
-    skip: RUNTIME === "deno" ? false : "Deno permissions exist only on Deno",
+    skip: DENO_BACKEND,
   },
   async () => {
     const cases: [string[], string, RegExp][] = [
@@ -260,14 +281,12 @@ test(
 );
 
 test("Deno without net permission never prompts, even on a terminal", {
-  skip: RUNTIME !== "deno"
-    ? "Deno permissions exist only on Deno"
-    : !existsSync("/usr/bin/script")
-    ? "script(1) from util-linux is needed to give the child a terminal"
-    : false,
+  skip: DENO_BACKEND ||
+    (!existsSync("/usr/bin/script") &&
+      "script(1) from util-linux is needed to give the child a terminal"),
 }, async () => {
   // script(1) gives the child a terminal, where Deno would prompt.
-  const command = `"$DENO_BINARY" run '${CHILD}' call {}`;
+  const command = `"$DENO_BINARY" run '${CHILD}' auto call {}`;
   const result = await run("script", ["-qec", command, "/dev/null"], 20_000);
   assert.doesNotMatch(result.stdout, /Deno requests|Allow\?/);
   assert.match(result.stdout, /Deno has no net permission/);
@@ -471,11 +490,15 @@ function childCommand(
         "run",
         ...denoFlags,
         CHILD,
+        BACKEND ?? "auto",
         ...args,
       ],
     };
   }
-  return { command: process.execPath, args: [CHILD, ...args] };
+  return {
+    command: process.execPath,
+    args: [CHILD, BACKEND ?? "auto", ...args],
+  };
 }
 
 async function runChild(

@@ -10,7 +10,17 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name) => `${root}node_modules/.bin/${name}`;
 const deno = bin("deno");
 
-/** [label, command, args, summary parser or null for a gate] */
+const bun = bin("bun");
+const nodeBackend = { PORT_RESERVE_BACKEND: "node" };
+const build = (entry, out) => [
+  "build",
+  entry,
+  "--target=node",
+  "--format=esm",
+  `--outfile=.build/${out}`,
+];
+
+/** [label, command, args, summary parser (none for a gate), extra env] */
 const steps = [
   ["deno fmt", deno, ["fmt", "--check"]],
   ["deno lint", deno, ["lint"]],
@@ -22,15 +32,39 @@ const steps = [
     ["test", "-A", "--doc", "mod.ts", "mod_test.ts"],
     denoCounts,
   ],
+  ["bun test", bun, ["test", "./mod_test.ts"], bunCounts],
+  // The node:net backend, which Node uses, on Deno and Bun too.
+  [
+    "deno test, node:net backend",
+    deno,
+    ["test", "-A", "mod_test.ts"],
+    denoCounts,
+    nodeBackend,
+  ],
+  [
+    "bun test, node:net backend",
+    bun,
+    ["test", "./mod_test.ts"],
+    bunCounts,
+    nodeBackend,
+  ],
+  // Real Node runs a JavaScript build, as JSR's npm layer serves one.
+  ["build for node", bun, build("mod_test.ts", "mod_test.js")],
+  [
+    "build child for node",
+    bun,
+    build("testdata/child.ts", "testdata/child.js"),
+  ],
+  ["node test", process.execPath, [".build/mod_test.js"], nodeCounts],
 ];
 
 const total = { passed: 0, failed: 0, skipped: 0 };
 const failures = [];
-for (const [label, command, args, parse] of steps) {
-  process.stdout.write(
-    `\n== ${label}: ${[command.replace(root, ""), ...args].join(" ")}\n`,
-  );
-  const { code, output } = await run(command, args);
+for (const [label, command, args, parse, env = {}] of steps) {
+  const shown = [command.replace(root, ""), ...args].join(" ");
+  const vars = Object.entries(env).map(([key, value]) => `${key}=${value} `);
+  process.stdout.write(`\n== ${label}: ${vars.join("")}${shown}\n`);
+  const { code, output } = await run(command, args, env);
   if (parse) {
     const counts = parse(output);
     if (!counts) failures.push(`${label}: no test summary`);
@@ -55,12 +89,26 @@ function denoCounts(output) {
   };
 }
 
-function run(command, args) {
+function bunCounts(output) {
+  const count = (word) =>
+    Number(output.match(new RegExp(`^ *(\\d+) ${word}$`, "m"))?.[1] ?? 0);
+  return /^Ran \d+ tests?/m.test(output) &&
+    { passed: count("pass"), failed: count("fail"), skipped: count("skip") };
+}
+
+function nodeCounts(output) {
+  const count = (word) =>
+    Number(output.match(new RegExp(`^# ${word} (\\d+)$`, "m"))?.[1] ?? 0);
+  return /^# tests \d+$/m.test(output) &&
+    { passed: count("pass"), failed: count("fail"), skipped: count("skipped") };
+}
+
+function run(command, args, env) {
   return new Promise((resolve) => {
     const child = spawn(command, args, {
       cwd: root,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NO_COLOR: "1" },
+      env: { ...process.env, NO_COLOR: "1", ...env },
     });
     let output = "";
     const keep = (stream) => (chunk) => {

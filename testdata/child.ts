@@ -1,5 +1,6 @@
 // Copyright 2026 the @x/port-reserve authors. MIT license.
-// A child process for mod_test.ts, run as `RUNTIME child.ts MODE [ARG]`:
+// A child process for mod_test.ts, run as `RUNTIME child.ts BACKEND MODE [ARG]`,
+// BACKEND being "deno", "bun", "node" or "auto", and MODE one of:
 //   call JSON        reserve(JSON options) once
 //   sequential N     reserve() N times, one after another
 //   exhaust          reserve() until it fails, counting open file descriptors
@@ -7,7 +8,12 @@
 import process from "node:process";
 import { reserve } from "../mod.ts";
 
-const [mode, arg = ""] = process.argv.slice(2);
+const [backend, mode, arg = ""] = process.argv.slice(2);
+if (backend !== "auto") {
+  (globalThis as Record<symbol, string>)[
+    Symbol.for("@x/port-reserve/backend")
+  ] = backend;
+}
 process.stdout.write(JSON.stringify(await run(mode, arg)) + "\n");
 
 async function run(mode: string, arg: string): Promise<unknown> {
