@@ -1,0 +1,91 @@
+// Copyright 2026 the @x/port-reserve authors. MIT license.
+// Microseconds per port, on whatever runtime runs this file:
+//   RUNTIME bench/per_call.ts METHOD [BATCHES] [PER_BATCH]
+// METHOD: reserve | many (reserveMany(100), per port) | naive (listen on port
+// 0 and close, in the runtime's own API: the racy trick, and the floor of any
+// JavaScript approach). Prints one JSON line with the median over batches.
+// Run it in a fresh network namespace (bench/per_call.sh does) so the host's
+// TIME_WAIT table and other processes do not skew it.
+import process from "node:process";
+import { reserve, reserveMany } from "../mod.ts";
+
+const [method = "reserve", batches = "10", perBatch = "200"] = process.argv
+  .slice(2);
+const runtime = "Deno" in globalThis
+  ? "deno"
+  : "Bun" in globalThis
+  ? "bun"
+  : "node";
+const op = await operation(method);
+await op(50); // warm up: JIT, lazy imports, the runtime's first sockets
+const samples: number[] = [];
+for (let i = 0; i < Number(batches); i++) {
+  const start = performance.now();
+  await op(Number(perBatch));
+  samples.push((performance.now() - start) * 1000 / Number(perBatch));
+}
+samples.sort((a, b) => a - b);
+const median = samples[Math.floor(samples.length / 2)];
+process.stdout.write(
+  JSON.stringify({
+    runtime,
+    method,
+    usPerPort: Number(median.toFixed(1)),
+    min: Number(samples[0].toFixed(1)),
+    max: Number(samples[samples.length - 1].toFixed(1)),
+    ports: Number(batches) * Number(perBatch) + 50,
+  }) + "\n",
+);
+
+async function operation(
+  method: string,
+): Promise<(count: number) => Promise<void>> {
+  if (method === "reserve") {
+    return async (count) => {
+      for (let i = 0; i < count; i++) await reserve();
+    };
+  }
+  if (method === "many") {
+    return async (count) => {
+      for (let done = 0; done < count; done += 100) {
+        await reserveMany(Math.min(100, count - done));
+      }
+    };
+  }
+  if (method === "naive") return await naive();
+  throw new Error(`Unknown method ${method}: use reserve, many or naive`);
+}
+
+/** listen(port 0) + close with the runtime's own API. */
+async function naive(): Promise<(count: number) => Promise<void>> {
+  const { Deno, Bun } = globalThis as {
+    Deno?: { listen(o: object): { close(): void } };
+    Bun?: { listen(o: object): { stop(force: boolean): void } };
+  };
+  const hostname = "127.0.0.1";
+  if (Deno) {
+    return async (count) => {
+      for (let i = 0; i < count; i++) {
+        Deno.listen({ hostname, port: 0 }).close();
+      }
+      await Promise.resolve();
+    };
+  }
+  if (Bun) {
+    const socket = { data(): void {} };
+    return async (count) => {
+      for (let i = 0; i < count; i++) {
+        Bun.listen({ hostname, port: 0, socket }).stop(true);
+      }
+      await Promise.resolve();
+    };
+  }
+  const net = await import("node:net");
+  return async (count) => {
+    for (let i = 0; i < count; i++) {
+      const server = net.createServer();
+      await new Promise<void>((resolve) => server.listen(0, hostname, resolve));
+      await new Promise((resolve) => server.close(resolve));
+    }
+  };
+}
