@@ -193,7 +193,8 @@ function readOptions(options: ReserveOptions, what: string): Request {
     );
   }
   // "[::1]" as in URLs means ::1.
-  const bare = hostname.trim().replace(/^\[(.*)\]$/, "$1");
+  let bare = hostname.trim();
+  if (bare.startsWith("[") && bare.endsWith("]")) bare = bare.slice(1, -1);
   return { hostname: bare, port };
 }
 
@@ -606,4 +607,19 @@ function nodeBackend(net: NodeNet): Backend {
       });
     },
   };
+}
+
+interface CommandLine {
+  Deno?: { args: string[]; exit(code: number): never };
+  process: { argv: string[]; exit(code: number): never };
+}
+
+if (import.meta.main) {
+  // `deno run -N jsr:@x/port-reserve` runs this module: hand over to the
+  // command line, loaded only here so that importing mod.ts never loads it.
+  // `process` only where there is no Deno: on Deno it loads the Node layer.
+  const scope = globalThis as unknown as CommandLine;
+  import("./cli.ts")
+    .then(({ main }) => main(scope.Deno?.args ?? scope.process.argv.slice(2)))
+    .then((code) => (scope.Deno ?? scope.process).exit(code));
 }

@@ -4,12 +4,25 @@
 // real listeners and connections for who can and cannot get a port.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import * as net from "node:net";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { reserve, reserveMany } from "./mod.ts";
+import {
+  assertTimeWait,
+  closeServer,
+  HAS_IPV6,
+  listen,
+  namespaceSupport,
+  NO_IPV6,
+  portOf,
+  run,
+  RUNTIME,
+  runtimeCommand,
+  states,
+  waitFor,
+} from "./test_util.ts";
 
 // PORT_RESERVE_BACKEND=node runs the node:net backend on Deno and Bun too,
 // through a global that mod.ts reads and does not document.
@@ -19,16 +32,6 @@ if (BACKEND) {
     Symbol.for("@x/port-reserve/backend")
   ] = BACKEND;
 }
-const RUNTIME = "Deno" in globalThis
-  ? "deno"
-  : "Bun" in globalThis
-  ? "bun"
-  : "node";
-const HAS_IPV6 = existsSync("/proc/net/if_inet6") &&
-  readFileSync("/proc/net/if_inet6", "utf8").includes(
-    "00000000000000000000000000000001",
-  );
-const NO_IPV6 = HAS_IPV6 ? false : "::1 is not configured on this machine";
 // The permission tests are the Deno backend's: only this suite picks another
 // backend on Deno, and only the Deno backend asks Deno for permissions.
 const DENO_BACKEND = RUNTIME !== "deno"
@@ -365,77 +368,8 @@ async function everyPath(): Promise<void> {
   await rejection(reserve({ hostname: "nope.invalid" }));
 }
 
-/** The states of sockets whose local address is address:port, from /proc. */
-function states(address: string, port: number): string[] {
-  const file = address.includes(":") ? "/proc/net/tcp6" : "/proc/net/tcp";
-  const local = `${procAddress(address)}:${
-    port.toString(16).toUpperCase().padStart(4, "0")
-  }`;
-  const names: Record<string, string> = { "06": "TIME_WAIT", "0A": "LISTEN" };
-  return readFileSync(file, "utf8").split("\n").slice(1)
-    .map((line) => line.trim().split(/\s+/))
-    .filter((fields) => fields[1] === local)
-    .map((fields) => names[fields[3]] ?? fields[3]);
-}
-
-async function assertTimeWait(address: string, port: number): Promise<void> {
-  // The last FIN crosses loopback in softirq context: allow it a moment.
-  await waitFor(() => states(address, port).includes("TIME_WAIT"));
-  assert.ok(
-    states(address, port).includes("TIME_WAIT"),
-    `${address}:${port} has no TIME_WAIT entry: ${states(address, port)}`,
-  );
-}
-
-async function waitFor(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 100 && !condition(); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-/** An address as /proc/net/tcp{,6} prints it: 32-bit words in host order. */
-function procAddress(address: string): string {
-  let bytes: number[];
-  if (address.includes(":")) {
-    const [head, tail = ""] = address.split("::");
-    const words = (part: string) => part ? part.split(":") : [];
-    const groups = [...words(head)];
-    const rest = words(tail);
-    while (groups.length + rest.length < 8) groups.push("0");
-    bytes = [...groups, ...rest].flatMap((group) => {
-      const value = parseInt(group, 16);
-      return [value >> 8, value & 0xff];
-    });
-  } else {
-    bytes = address.split(".").map(Number);
-  }
-  let out = "";
-  for (let i = 0; i < bytes.length; i += 4) {
-    for (let j = 3; j >= 0; j--) {
-      out += bytes[i + j].toString(16).toUpperCase().padStart(2, "0");
-    }
-  }
-  return out;
-}
-
 function openFds(): number {
   return readdirSync("/proc/self/fd").length;
-}
-
-function listen(host: string, port: number): Promise<net.Server> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer((socket) => socket.end());
-    server.once("error", reject);
-    server.listen({ host, port }, () => resolve(server));
-  });
-}
-
-function closeServer(server: net.Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
-}
-
-function portOf(server: net.Server): number {
-  return (server.address() as net.AddressInfo).port;
 }
 
 /** Listens with the runtime's own API (Deno.listen, Bun.listen), then closes. */
@@ -477,28 +411,7 @@ function childCommand(
   args: string[],
   denoFlags: string[],
 ): { command: string; args: string[] } {
-  if (RUNTIME === "deno") {
-    // Deno's node:child_process gives a Deno child that has no permission
-    // flags the parent's permissions; it spots execPath even inside `sh -c`
-    // arguments, so the binary goes through the environment (see run()).
-    return {
-      command: "sh",
-      args: [
-        "-c",
-        'exec "$DENO_BINARY" "$@"',
-        "deno",
-        "run",
-        ...denoFlags,
-        CHILD,
-        BACKEND ?? "auto",
-        ...args,
-      ],
-    };
-  }
-  return {
-    command: process.execPath,
-    args: [CHILD, BACKEND ?? "auto", ...args],
-  };
+  return runtimeCommand(CHILD, [BACKEND ?? "auto", ...args], denoFlags);
 }
 
 async function runChild(
@@ -511,39 +424,6 @@ async function runChild(
   return { json: JSON.parse(result.stdout), stderr: result.stderr };
 }
 
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command with no input; a liveness bound, not a speed target. */
-function run(
-  command: string,
-  args: string[],
-  timeout: number,
-): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NO_COLOR: "1", DENO_BINARY: process.execPath },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (chunk) => stdout += chunk);
-    child.stderr!.on("data", (chunk) => stderr += chunk);
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`${command} ${args.join(" ")} hung for ${timeout} ms`));
-    }, timeout);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
 async function rejection(promise: Promise<unknown>): Promise<Error> {
   try {
     await promise;
@@ -551,17 +431,4 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
     return error as Error;
   }
   throw new Error("Expected a rejection");
-}
-
-/** false where `unshare -n` works here, else the reason to skip. */
-function namespaceSupport(): string | false {
-  if (process.platform !== "linux") return "network namespaces are Linux's";
-  const probe = spawnSync("unshare", ["-n", "ip", "link", "set", "lo", "up"], {
-    encoding: "utf8",
-  });
-  if (probe.error) return `unshare or ip is missing: ${probe.error.message}`;
-  if (probe.status !== 0) {
-    return `unshare -n is not permitted here (needs root): ${probe.stderr.trim()}`;
-  }
-  return false;
 }

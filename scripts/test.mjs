@@ -24,15 +24,20 @@ const build = (entry, out) => [
 const steps = [
   ["deno fmt", deno, ["fmt", "--check"]],
   ["deno lint", deno, ["lint"]],
-  ["deno check", deno, ["check", "mod.ts", "mod_test.ts", "testdata/"]],
-  ["deno doc --lint", deno, ["doc", "--lint", "mod.ts"]],
-  [
-    "deno test",
-    deno,
-    ["test", "-A", "--doc", "mod.ts", "mod_test.ts"],
-    denoCounts,
-  ],
-  ["bun test", bun, ["test", "./mod_test.ts"], bunCounts],
+  ["deno check", deno, ["check", "."]],
+  ["deno doc --lint", deno, ["doc", "--lint", "mod.ts", "cli.ts"]],
+  // --allow-dirty: a dry run publishes nothing, and npm may touch the tree.
+  ["deno publish --dry-run", deno, ["publish", "--dry-run", "--allow-dirty"]],
+  ["deno test", deno, [
+    "test",
+    "-A",
+    "--doc",
+    "mod.ts",
+    "cli.ts",
+    "mod_test.ts",
+    "cli_test.ts",
+  ], denoCounts],
+  ["bun test", bun, ["test", "./mod_test.ts", "./cli_test.ts"], bunCounts],
   // The node:net backend, which Node uses, on Deno and Bun too.
   [
     "deno test, node:net backend",

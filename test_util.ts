@@ -1,0 +1,166 @@
+// Copyright 2026 the @x/port-reserve authors. MIT license.
+// Helpers shared by mod_test.ts and cli_test.ts: the kernel's view of a port
+// (/proc/net/tcp{,6}), listeners, and running child processes.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import * as net from "node:net";
+import process from "node:process";
+
+/** The runtime running the tests. */
+export const RUNTIME = "Deno" in globalThis
+  ? "deno"
+  : "Bun" in globalThis
+  ? "bun"
+  : "node";
+
+/** Whether ::1 is configured here, and the reason to skip where it is not. */
+export const HAS_IPV6 = existsSync("/proc/net/if_inet6") &&
+  readFileSync("/proc/net/if_inet6", "utf8").includes(
+    "00000000000000000000000000000001",
+  );
+export const NO_IPV6 = HAS_IPV6
+  ? false
+  : "::1 is not configured on this machine";
+
+/** The states of sockets whose local address is address:port, from /proc. */
+export function states(address: string, port: number): string[] {
+  const file = address.includes(":") ? "/proc/net/tcp6" : "/proc/net/tcp";
+  const local = `${procAddress(address)}:${
+    port.toString(16).toUpperCase().padStart(4, "0")
+  }`;
+  const names: Record<string, string> = { "06": "TIME_WAIT", "0A": "LISTEN" };
+  return readFileSync(file, "utf8").split("\n").slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => fields[1] === local)
+    .map((fields) => names[fields[3]] ?? fields[3]);
+}
+
+export async function assertTimeWait(
+  address: string,
+  port: number,
+): Promise<void> {
+  // The last FIN crosses loopback in softirq context: allow it a moment.
+  await waitFor(() => states(address, port).includes("TIME_WAIT"));
+  assert.ok(
+    states(address, port).includes("TIME_WAIT"),
+    `${address}:${port} has no TIME_WAIT entry: ${states(address, port)}`,
+  );
+}
+
+export async function waitFor(
+  condition: () => boolean,
+  timeout = 1000,
+): Promise<void> {
+  for (let waited = 0; waited < timeout && !condition(); waited += 10) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** An address as /proc/net/tcp{,6} prints it: 32-bit words in host order. */
+function procAddress(address: string): string {
+  let bytes: number[];
+  if (address.includes(":")) {
+    const [head, tail = ""] = address.split("::");
+    const words = (part: string) => part ? part.split(":") : [];
+    const groups = [...words(head)];
+    const rest = words(tail);
+    while (groups.length + rest.length < 8) groups.push("0");
+    bytes = [...groups, ...rest].flatMap((group) => {
+      const value = parseInt(group, 16);
+      return [value >> 8, value & 0xff];
+    });
+  } else {
+    bytes = address.split(".").map(Number);
+  }
+  let out = "";
+  for (let i = 0; i < bytes.length; i += 4) {
+    for (let j = 3; j >= 0; j--) {
+      out += bytes[i + j].toString(16).toUpperCase().padStart(2, "0");
+    }
+  }
+  return out;
+}
+
+export function listen(host: string, port: number): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer((socket) => socket.end());
+    server.once("error", reject);
+    server.listen({ host, port }, () => resolve(server));
+  });
+}
+
+export function closeServer(server: net.Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+export function portOf(server: net.Server): number {
+  return (server.address() as net.AddressInfo).port;
+}
+
+/**
+ * How to run `script` with `args` on this runtime. A Deno child gets exactly
+ * `denoFlags`: Deno's node:child_process gives a Deno child that has no
+ * permission flags the parent's permissions, and it spots execPath even inside
+ * `sh -c` arguments, so the binary goes through the environment (see run()).
+ */
+export function runtimeCommand(
+  script: string,
+  args: string[],
+  denoFlags: string[],
+): { command: string; args: string[] } {
+  if (RUNTIME === "deno") {
+    const exec = 'exec "$DENO_BINARY" "$@"';
+    return {
+      command: "sh",
+      args: ["-c", exec, "deno", "run", ...denoFlags, script, ...args],
+    };
+  }
+  return { command: process.execPath, args: [script, ...args] };
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command with no input; a liveness bound, not a speed target. */
+export function run(
+  command: string,
+  args: string[],
+  timeout: number,
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NO_COLOR: "1", DENO_BINARY: process.execPath },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (chunk) => stdout += chunk);
+    child.stderr!.on("data", (chunk) => stderr += chunk);
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${command} ${args.join(" ")} hung for ${timeout} ms`));
+    }, timeout);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** false where `unshare -n` works here, else the reason to skip. */
+export function namespaceSupport(): string | false {
+  if (process.platform !== "linux") return "network namespaces are Linux's";
+  const probe = spawnSync("unshare", ["-n", "ip", "link", "set", "lo", "up"], {
+    encoding: "utf8",
+  });
+  if (probe.error) return `unshare or ip is missing: ${probe.error.message}`;
+  if (probe.status !== 0) {
+    return `unshare -n is not permitted here (needs root): ${probe.stderr.trim()}`;
+  }
+  return false;
+}
