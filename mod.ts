@@ -477,7 +477,8 @@ function denoBackend(deno: DenoRuntime): Backend {
       try {
         const { hostname: address, port: bound } = listener.addr;
         const target = connectAddress(address);
-        requireNet([target]);
+        // Asked already, unless the name resolved to another address.
+        if (target !== connectAddress(hostname)) requireNet([target]);
         let client;
         try {
           client = await deno.connect({ hostname: target, port: bound });

@@ -4,6 +4,7 @@
 // real listeners and connections for who can and cannot get a port.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import * as net from "node:net";
 import process from "node:process";
@@ -60,6 +61,30 @@ test("a new listener can take a reserved port at once", async () => {
   const again = await reserve();
   listenNatively("127.0.0.1", again);
 });
+
+const PYTHON = spawnSync("python3", ["--version"]).status === 0
+  ? false
+  : "python3 is not installed";
+
+test(
+  "Python's http.server takes a reserved port at once; a bare bind without SO_REUSEADDR cannot",
+  {
+    skip: PYTHON,
+  },
+  async () => {
+    const port = await reserve();
+    const server = "import http.server, sys\n" +
+      "http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), " +
+      "http.server.BaseHTTPRequestHandler).server_close()\nprint('bound')";
+    const served = await run("python3", ["-c", server, String(port)], 20_000);
+    assert.equal(served.stdout, "bound\n", served.stderr);
+    const bare = "import socket, sys\ns = socket.socket()\n" +
+      "try:\n  s.bind(('127.0.0.1', int(sys.argv[1])))\n  print('bound')\n" +
+      "except OSError as e:\n  print(e.errno == 98 and 'EADDRINUSE' or e)";
+    const refused = await run("python3", ["-c", bare, String(port)], 20_000);
+    assert.equal(refused.stdout, "EADDRINUSE\n", refused.stderr);
+  },
+);
 
 test("the kernel hands reserved ports to no port-0 listener or outgoing connection", async () => {
   const reserved = new Set(await reserveMany(50));

@@ -1,9 +1,12 @@
 // Copyright 2026 the @x/port-reserve authors. MIT license.
 // The floor: one reservation as plain syscalls, the sequence mod.ts runs.
+// Also its capacity curve: `floor capacity N BUCKET` (see capacity()).
 // listen(127.0.0.1:0) with SO_REUSEADDR, connect, accept, close the accepted
 // side, read end-of-stream on the client, close the client and the listener.
 //   floor [COUNT] [BATCHES]   prints one JSON line: median us per reservation
 #include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,33 +14,32 @@
 #include <time.h>
 #include <unistd.h>
 
-static void die(const char *what) {
-  perror(what);
-  exit(1);
-}
-
+/* One reservation; the port, or -errno with nothing left open. */
 static int reserve_once(void) {
   struct sockaddr_in addr = {.sin_family = AF_INET};
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof addr;
-  int one = 1;
+  int one = 1, result = -1, client = -1, accepted = -1;
   int listener = socket(AF_INET, SOCK_STREAM, 0);
-  if (listener < 0) die("socket");
+  if (listener < 0) return -errno;
   setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(listener, (struct sockaddr *)&addr, sizeof addr)) die("bind");
-  if (listen(listener, 128)) die("listen");
-  if (getsockname(listener, (struct sockaddr *)&addr, &len)) die("getsockname");
-  int client = socket(AF_INET, SOCK_STREAM, 0);
-  if (client < 0) die("socket");
-  if (connect(client, (struct sockaddr *)&addr, sizeof addr)) die("connect");
-  int accepted = accept(listener, NULL, NULL);
-  if (accepted < 0) die("accept");
-  close(accepted);
-  char byte;
-  if (read(client, &byte, 1) != 0) die("read");
-  close(client);
+  if (bind(listener, (struct sockaddr *)&addr, sizeof addr) ||
+      listen(listener, 128) ||
+      getsockname(listener, (struct sockaddr *)&addr, &len) ||
+      (client = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+      connect(client, (struct sockaddr *)&addr, sizeof addr) ||
+      (accepted = accept(listener, NULL, NULL)) < 0) {
+    result = -errno;
+  } else {
+    close(accepted);
+    accepted = -1;
+    char byte;
+    result = read(client, &byte, 1) == 0 ? ntohs(addr.sin_port) : -EPROTO;
+  }
+  if (accepted >= 0) close(accepted);
+  if (client >= 0) close(client);
   close(listener);
-  return ntohs(addr.sin_port);
+  return result;
 }
 
 static double now_us(void) {
@@ -51,7 +53,36 @@ static int compare(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/*
+ * floor capacity N BUCKET: reserve until N are outstanding (or the range runs
+ * out), printing the median us per reservation of each BUCKET reservations.
+ */
+static int capacity(int total, int bucket) {
+  double *times = calloc(bucket, sizeof *times);
+  printf("{\"runtime\":\"c\",\"buckets\":[");
+  for (int done = 0; done < total;) {
+    int i = 0;
+    for (; i < bucket && done < total; i++, done++) {
+      double start = now_us();
+      int port = reserve_once();
+      times[i] = now_us() - start;
+      if (port < 0) {
+        printf("],\"reserved\":%d,\"error\":\"%s\",\"errorUs\":%.1f}\n", done,
+               strerror(-port), times[i]);
+        return 0;
+      }
+    }
+    qsort(times, i, sizeof *times, compare);
+    printf("%s[%d,%.1f]", done > bucket ? "," : "", done, times[i / 2]);
+  }
+  printf("],\"reserved\":%d,\"error\":null}\n", total);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "capacity") == 0) {
+    return capacity(argc > 2 ? atoi(argv[2]) : 20000, argc > 3 ? atoi(argv[3]) : 500);
+  }
   int per_batch = argc > 1 ? atoi(argv[1]) : 200;
   int batches = argc > 2 ? atoi(argv[2]) : 10;
   double *samples = calloc(batches, sizeof *samples);

@@ -8,14 +8,10 @@
 // TIME_WAIT table and other processes do not skew it.
 import process from "node:process";
 import { reserve, reserveMany } from "../mod.ts";
+import { naivePort, RUNTIME } from "./naive.ts";
 
 const [method = "reserve", batches = "10", perBatch = "200"] = process.argv
   .slice(2);
-const runtime = "Deno" in globalThis
-  ? "deno"
-  : "Bun" in globalThis
-  ? "bun"
-  : "node";
 const op = await operation(method);
 await op(50); // warm up: JIT, lazy imports, the runtime's first sockets
 const samples: number[] = [];
@@ -28,7 +24,7 @@ samples.sort((a, b) => a - b);
 const median = samples[Math.floor(samples.length / 2)];
 process.stdout.write(
   JSON.stringify({
-    runtime,
+    runtime: RUNTIME,
     method,
     usPerPort: Number(median.toFixed(1)),
     min: Number(samples[0].toFixed(1)),
@@ -52,40 +48,11 @@ async function operation(
       }
     };
   }
-  if (method === "naive") return await naive();
+  if (method === "naive") {
+    const take = await naivePort();
+    return async (count) => {
+      for (let i = 0; i < count; i++) await take();
+    };
+  }
   throw new Error(`Unknown method ${method}: use reserve, many or naive`);
-}
-
-/** listen(port 0) + close with the runtime's own API. */
-async function naive(): Promise<(count: number) => Promise<void>> {
-  const { Deno, Bun } = globalThis as {
-    Deno?: { listen(o: object): { close(): void } };
-    Bun?: { listen(o: object): { stop(force: boolean): void } };
-  };
-  const hostname = "127.0.0.1";
-  if (Deno) {
-    return async (count) => {
-      for (let i = 0; i < count; i++) {
-        Deno.listen({ hostname, port: 0 }).close();
-      }
-      await Promise.resolve();
-    };
-  }
-  if (Bun) {
-    const socket = { data(): void {} };
-    return async (count) => {
-      for (let i = 0; i < count; i++) {
-        Bun.listen({ hostname, port: 0, socket }).stop(true);
-      }
-      await Promise.resolve();
-    };
-  }
-  const net = await import("node:net");
-  return async (count) => {
-    for (let i = 0; i < count; i++) {
-      const server = net.createServer();
-      await new Promise<void>((resolve) => server.listen(0, hostname, resolve));
-      await new Promise((resolve) => server.close(resolve));
-    }
-  };
 }

@@ -15,9 +15,8 @@ command -v hyperfine >/dev/null || {
   echo "startup.sh: hyperfine is missing: apt-get install hyperfine" >&2
   exit 1
 }
-if [ -z "${PORT_RESERVE_NAMESPACE:-}" ] && unshare -n true 2>/dev/null; then
-  exec unshare -n env PORT_RESERVE_NAMESPACE=1 \
-    sh -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
+if [ -z "${PORT_RESERVE_NAMESPACE:-}" ]; then
+  PORT_RESERVE_NAMESPACE=1 exec bench/in_namespace.sh "$0" "$@"
 fi
 out=$(mktemp -d)
 for round in $(seq "$rounds"); do

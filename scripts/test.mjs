@@ -20,6 +20,15 @@ const build = (entry, out) => [
   `--outfile=.build/${out}`,
 ];
 
+const stress = (...command) => [
+  "bench/in_namespace.sh",
+  ...command,
+  "--processes",
+  "4",
+  "--per-process",
+  "250",
+];
+
 /** [label, command, args, summary parser (none for a gate), extra env] */
 const steps = [
   ["deno fmt", deno, ["fmt", "--check"]],
@@ -52,6 +61,41 @@ const steps = [
     ["test", "./mod_test.ts"],
     bunCounts,
     nodeBackend,
+  ],
+  // A small race stress test on both runtimes, and its control: the port 0
+  // trick must show races, or the check could not fail.
+  [
+    "stress, deno",
+    "sh",
+    stress(
+      "deno",
+      "run",
+      "-A",
+      "bench/stress.ts",
+      "--method",
+      "ours",
+      "--expect",
+      "none",
+    ),
+  ],
+  [
+    "stress, bun",
+    "sh",
+    stress("bun", "bench/stress.ts", "--method", "ours", "--expect", "none"),
+  ],
+  [
+    "stress control, port 0 trick",
+    "sh",
+    stress(
+      "deno",
+      "run",
+      "-A",
+      "bench/stress.ts",
+      "--method",
+      "naive",
+      "--expect",
+      "races",
+    ),
   ],
   // Real Node runs a JavaScript build, as JSR's npm layer serves one.
   ["build for node", bun, build("mod_test.ts", "mod_test.js")],
