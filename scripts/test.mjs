@@ -20,13 +20,13 @@ const build = (entry, out) => [
   `--outfile=.build/${out}`,
 ];
 
-const stress = (...command) => [
+/** A small stress run (bench/stress.ts) in a fresh network namespace. */
+const stress = (runtime, method, expect) => [
   "bench/in_namespace.sh",
-  ...command,
-  "--processes",
-  "4",
-  "--per-process",
-  "250",
+  ...(runtime === "deno" ? ["deno", "run", "-A"] : ["bun"]),
+  "bench/stress.ts",
+  ...["--method", method, "--expect", expect],
+  ...["--processes", "4", "--per-process", "250"],
 ];
 
 /** [label, command, args, summary parser (none for a gate), extra env] */
@@ -64,39 +64,9 @@ const steps = [
   ],
   // A small race stress test on both runtimes, and its control: the port 0
   // trick must show races, or the check could not fail.
-  [
-    "stress, deno",
-    "sh",
-    stress(
-      "deno",
-      "run",
-      "-A",
-      "bench/stress.ts",
-      "--method",
-      "ours",
-      "--expect",
-      "none",
-    ),
-  ],
-  [
-    "stress, bun",
-    "sh",
-    stress("bun", "bench/stress.ts", "--method", "ours", "--expect", "none"),
-  ],
-  [
-    "stress control, port 0 trick",
-    "sh",
-    stress(
-      "deno",
-      "run",
-      "-A",
-      "bench/stress.ts",
-      "--method",
-      "naive",
-      "--expect",
-      "races",
-    ),
-  ],
+  ["stress, deno", "sh", stress("deno", "ours", "none")],
+  ["stress, bun", "sh", stress("bun", "ours", "none")],
+  ["stress control, port 0 trick", "sh", stress("deno", "naive", "races")],
   // Real Node runs a JavaScript build, as JSR's npm layer serves one.
   ["build for node", bun, build("mod_test.ts", "mod_test.js")],
   [
