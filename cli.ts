@@ -90,12 +90,16 @@ export async function main(args: string[]): Promise<number> {
     fail(`${error.message}: see port-reserve --help`);
     return 2;
   }
-  if (options.help) return print(HELP), 0;
-  if (options.version) return print(VERSION), 0;
+  if (options.help || options.version) {
+    print(options.help ? HELP : VERSION);
+    return 0;
+  }
   const { hostname, port, count, json, command } = options;
-  if (command) {
-    const denied = runDenied(command[0]);
-    if (denied) return fail(denied), 1;
+  // Asked before reserving anything: without it there is nothing to run.
+  const denied = command && runDenied(command[0]);
+  if (denied) {
+    fail(denied);
+    return 1;
   }
   let ports: number[];
   try {
