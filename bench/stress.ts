@@ -22,7 +22,7 @@ import { naivePort, RUNTIME, runtimeCommand } from "./naive.ts";
 const SCRIPT = fileURLToPath(import.meta.url);
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string): string => {
-  const at = args.indexOf(name);
+  const at = args.lastIndexOf(name); // the last wins: deno task args come after
   return at >= 0 && at + 1 < args.length ? args[at + 1] : fallback;
 };
 
