@@ -7,7 +7,7 @@
 // reservations are then the outstanding ones, as long as it takes under 60 s.
 import process from "node:process";
 import { reserve } from "../mod.ts";
-import { RUNTIME } from "./naive.ts";
+import { RUNTIME } from "../test_util.ts";
 
 const [total = 20000, bucket = 500] = process.argv.slice(2).map(Number);
 const buckets: [number, number][] = [];

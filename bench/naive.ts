@@ -3,8 +3,6 @@
 // port, close. It leaves nothing behind, so the kernel may hand the port to
 // anyone next. In the runtime's own API, as the cost floor of any JavaScript
 // approach and the baseline of bench/stress.ts.
-import process from "node:process";
-
 interface Scope {
   Deno?: { listen(o: object): { addr: { port: number }; close(): void } };
   Bun?: { listen(o: object): { port: number; stop(force: boolean): void } };
@@ -39,21 +37,4 @@ export async function naivePort(
         server.close(() => resolve(port));
       });
     });
-}
-
-/** The runtime running this process. */
-export const RUNTIME: string = "Deno" in globalThis
-  ? "deno"
-  : "Bun" in globalThis
-  ? "bun"
-  : "node";
-
-/** How to start `script` with `args` on this runtime, with all permissions. */
-export function runtimeCommand(
-  script: string,
-  args: string[],
-): [string, string[]] {
-  return RUNTIME === "deno"
-    ? [process.execPath, ["run", "-A", script, ...args]]
-    : [process.execPath, [script, ...args]];
 }

@@ -8,7 +8,8 @@
 // TIME_WAIT table and other processes do not skew it.
 import process from "node:process";
 import { reserve, reserveMany } from "../mod.ts";
-import { naivePort, RUNTIME } from "./naive.ts";
+import { naivePort } from "./naive.ts";
+import { RUNTIME } from "../test_util.ts";
 
 const [method = "reserve", batches = "10", perBatch = "200"] = process.argv
   .slice(2);

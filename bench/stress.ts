@@ -17,7 +17,8 @@ import * as net from "node:net";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { reserve } from "../mod.ts";
-import { naivePort, RUNTIME, runtimeCommand } from "./naive.ts";
+import { naivePort } from "./naive.ts";
+import { RUNTIME } from "../test_util.ts";
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const args = process.argv.slice(2);
@@ -122,8 +123,9 @@ interface Child {
 }
 
 function start(roleArgs: string[]): Child {
-  const [command, commandArgs] = runtimeCommand(SCRIPT, roleArgs);
-  const child = spawn(command, commandArgs, {
+  // This process's runtime again, with all permissions.
+  const runtimeArgs = RUNTIME === "deno" ? ["run", "-A"] : [];
+  const child = spawn(process.execPath, [...runtimeArgs, SCRIPT, ...roleArgs], {
     stdio: ["pipe", "pipe", "inherit"],
   });
   let output = "";
