@@ -1,21 +1,36 @@
 // Copyright 2026 the @x/port-reserve authors. MIT license.
 /**
- * TCP ports that nobody else will get: each port is handed out in TCP
- * TIME_WAIT, which the kernel's own port allocators skip for about 60 seconds
- * on Linux, while a server that binds with `SO_REUSEADDR` (Deno, Bun, Node,
- * Python's http.server, nginx) can take it at once.
+ * TCP ports that the kernel gives to no other process: each port is handed out
+ * in TCP TIME_WAIT, which the kernel's own port allocators (`bind` to port 0,
+ * outgoing connections) skip for about 60 seconds on Linux, while a server
+ * that binds with `SO_REUSEADDR` (Deno, Bun, Node, Python's http.server,
+ * nginx) can take it at once.
  *
  * The usual "port 0 trick" (bind port 0, read the number, close) races: the
  * kernel hands the released port to the next process or outgoing connection.
  * A reservation here listens on the port, connects to it, accepts, and closes
- * the accepted side first, so the port is left in TIME_WAIT on the address it
- * was made on.
+ * the accepted side first, so the port is left in TIME_WAIT.
+ *
+ * What that protects, exactly:
+ * - A TIME_WAIT socket has one local address, so a reservation covers the
+ *   addresses it leaves one on: the address given; for `localhost` both
+ *   127.0.0.1 and ::1; for `0.0.0.0` every IPv4 address of the machine's
+ *   interfaces, and for `::` every IPv4 and IPv6 one (link-local IPv6
+ *   addresses and unconfigured addresses of 127.0.0.0/8 excepted).
+ * - It stops the kernel's allocators only. Anyone who names the port and binds
+ *   with `SO_REUSEADDR` gets it: that is how your server takes it, and also
+ *   how another tool asking for the same fixed port would.
+ * - A reservation either leaves its TIME_WAIT or fails: a reset, a stall or a
+ *   step that takes longer than 2 seconds is an
+ *   error, never a returned port and never a hang. On loopback each step takes
+ *   microseconds; one that takes 2 seconds means packets are being dropped.
  *
  * Run as a command, `deno run -N jsr:@x/port-reserve` prints one reserved port.
  *
  * @example Reserve a port for a test server
  * ```ts
  * import { reserve } from "@x/port-reserve";
+ * import assert from "node:assert/strict";
  *
  * const port = await reserve();
  * const server = Deno.serve(
@@ -23,7 +38,7 @@
  *   () => new Response("hello"),
  * );
  * const response = await fetch(`http://127.0.0.1:${port}/`);
- * console.log(await response.text()); // "hello"
+ * assert.equal(await response.text(), "hello");
  * await server.shutdown();
  * ```
  *
@@ -34,9 +49,10 @@
 export interface ReserveOptions {
   /**
    * The host to reserve the port on: an IP address of this machine, a name
-   * that resolves to one, `0.0.0.0` or `::` for all interfaces, or
-   * `localhost`, which reserves the same port on both 127.0.0.1 and ::1
-   * (where ::1 exists). A reservation covers only this address.
+   * that resolves to one, `localhost` (127.0.0.1 and ::1, where each exists),
+   * or a wildcard: `0.0.0.0` covers every IPv4 address of the machine's
+   * interfaces, `::` every IPv4 and IPv6 one. On Deno a wildcard needs
+   * `--allow-sys=networkInterfaces` to list them.
    *
    * @default {"127.0.0.1"}
    */
@@ -44,7 +60,9 @@ export interface ReserveOptions {
   /**
    * A preferred port. If it can be bound, it is the one reserved, also when it
    * is in TIME_WAIT from an earlier reservation (that renews it); if something
-   * listens on it, another port is reserved instead. `0` means any port.
+   * listens on it, another port is reserved instead. `0` means any port. A
+   * preferred port is not exclusive: two callers naming the same free port at
+   * the same time may both get it.
    *
    * @default {0}
    */
@@ -54,16 +72,18 @@ export interface ReserveOptions {
 /**
  * Reserves a TCP port: leaves it in TIME_WAIT, so the kernel hands it to no
  * other process or outgoing connection for about 60 seconds on Linux, while a
- * server that binds with `SO_REUSEADDR` can listen on it at once.
+ * server that binds with `SO_REUSEADDR` can listen on it at once. See the
+ * module documentation for exactly what that protects.
  *
  * @param options The host to reserve on and a preferred port.
  * @returns The reserved port.
- * @throws {TypeError} If `options` is not an object or `hostname` is not a
- * non-empty string.
+ * @throws {TypeError} If `options` is not an object, has a key other than
+ * `hostname` and `port`, or `hostname` is not an IP address or host name.
  * @throws {RangeError} If `port` is not an integer in 0-65535.
  * @throws {Error} If the host is not an address of this machine or does not
- * resolve, if Deno lacks net permission for it, or if no ephemeral port is
- * left. The runtime's error is kept as `cause`.
+ * resolve, if Deno lacks a permission, if no port is left, if descriptors run
+ * out, or if a step is reset, stalls or times out. The runtime's error, where
+ * there is one, is kept as `cause`.
  *
  * @example Reserve a port and listen on it
  * ```ts
@@ -74,18 +94,20 @@ export interface ReserveOptions {
  * listener.close();
  * ```
  *
- * @example Prefer a port, on all interfaces
+ * @example Prefer a port
  * ```ts
  * import { reserve } from "@x/port-reserve";
+ * import assert from "node:assert/strict";
  *
- * const first = await reserve({ hostname: "0.0.0.0" });
- * const again = await reserve({ hostname: "0.0.0.0", port: first });
- * console.log(again === first); // true: the reservation was renewed
+ * const first = await reserve();
+ * const again = await reserve({ port: first });
+ * assert.equal(again, first); // the reservation was renewed
  * ```
  */
 export async function reserve(options: ReserveOptions = {}): Promise<number> {
-  const { hostname, port } = readOptions(options, "port");
-  return await reserveOn(await backend(), hostname, port);
+  const request = readOptions(options, "port");
+  const sockets = await pickSockets();
+  return await inFlight(() => reservePreferred(sockets, request, request.port));
 }
 
 /**
@@ -93,279 +115,655 @@ export async function reserve(options: ReserveOptions = {}): Promise<number> {
  * reservations overlap, so this is faster per port than calling `reserve` in
  * a loop. A preferred `port` applies to the first of them.
  *
- * @param count How many ports to reserve; `0` gives `[]`.
+ * @param count How many ports to reserve, 0-65535; `0` gives `[]`.
  * @param options The host to reserve on and a preferred port.
  * @returns The reserved ports, all distinct.
- * @throws {TypeError} If `options` is not an object or `hostname` is not a
- * non-empty string.
- * @throws {RangeError} If `count` is not a non-negative integer or `port` is
+ * @throws {TypeError} As {@linkcode reserve} does.
+ * @throws {RangeError} If `count` is not an integer in 0-65535 or `port` is
  * not an integer in 0-65535.
- * @throws {Error} As {@linkcode reserve} does. Ports reserved before the
- * failure stay in TIME_WAIT; no socket is left open.
+ * @throws {Error} As {@linkcode reserve} does, and if the batch takes so long
+ * that its first reservations would expire before its last is made. Ports
+ * reserved before a failure stay in TIME_WAIT; no socket is left open.
  *
  * @example Reserve ports for a cluster of test servers
  * ```ts
  * import { reserveMany } from "@x/port-reserve";
+ * import assert from "node:assert/strict";
  *
  * const ports = await reserveMany(3);
- * console.log(new Set(ports).size); // 3
+ * assert.equal(new Set(ports).size, 3);
  * ```
  */
 export async function reserveMany(
   count: number,
   options: ReserveOptions = {},
 ): Promise<number[]> {
-  if (!Number.isSafeInteger(count) || count < 0) {
+  if (!Number.isInteger(count) || count < 0 || count > 65535) {
     throw new RangeError(
-      `Cannot reserve ports as 'count' must be a non-negative integer: current value is ${
+      `Cannot reserve ports as 'count' must be an integer in 0-65535: current value is ${
         show(count)
       }`,
     );
   }
-  const { hostname, port } = readOptions(options, "ports");
-  const impl = await backend();
+  const request = readOptions(options, "ports");
+  const sockets = await pickSockets();
   const ports: number[] = [];
   const taken = new Set<number>();
   let failure: unknown;
-  let failed = false;
   let next = 0;
-  async function work(): Promise<void> {
-    while (!failed && next < count) {
+  let firstAt: number | undefined;
+  async function reserveDistinct(preferred: number): Promise<number> {
+    for (let attempt = 1;; attempt++) {
+      const port = await inFlight(() =>
+        reservePreferred(sockets, request, preferred)
+      );
+      firstAt ??= Date.now();
+      // The kernel does not hand a port in TIME_WAIT to bind(0) unless
+      // net.ipv4.ip_autobind_reuse is set; check anyway, distinct is promised.
+      if (!taken.has(port)) return port;
+      if (attempt === DISTINCT_ATTEMPTS) throw repeatedPortError(request);
+      preferred = 0;
+    }
+  }
+  async function worker(): Promise<void> {
+    while (failure === undefined && next < count) {
       const slot = next++;
       try {
-        let reserved = await reserveOn(impl, hostname, slot === 0 ? port : 0);
-        // The kernel does not hand out a port in TIME_WAIT to bind(0) unless
-        // net.ipv4.ip_autobind_reuse is set; check anyway, distinct is promised.
-        for (let retry = 0; taken.has(reserved); retry++) {
-          if (retry === MAX_ATTEMPTS) throw repeatedError(hostname);
-          reserved = await reserveOn(impl, hostname, 0);
+        if (firstAt !== undefined && Date.now() - firstAt > batchLimitMs()) {
+          throw expiringBatchError(request, count, taken.size, firstAt);
         }
-        taken.add(reserved);
-        ports[slot] = reserved;
+        const port = await reserveDistinct(slot === 0 ? request.port : 0);
+        taken.add(port);
+        ports[slot] = port;
       } catch (error) {
-        if (!failed) failure = error;
-        failed = true;
+        failure ??= error;
       }
     }
   }
   const workers = [];
-  for (let i = 0; i < Math.min(count, CONCURRENCY); i++) workers.push(work());
+  for (let i = 0; i < Math.min(count, MAX_IN_FLIGHT); i++) {
+    workers.push(worker());
+  }
   // Every worker settles (closing its sockets) before the first error is thrown.
   await Promise.all(workers);
-  if (failed) throw failure;
+  if (failure !== undefined) throw failure;
   return ports;
 }
 
 // ---------------------------------------------------------------------------
-// Shared rules: validation, hosts, errors. Backends are at the bottom.
+// The shared rules: validation, hosts, the hand-off, errors. Each runtime's
+// socket adapter is at the bottom.
 
-/** Reservations in flight at once in reserveMany. */
-const CONCURRENCY = 8;
-/** Attempts at a port that is free on both 127.0.0.1 and ::1 for `localhost`. */
-const MAX_ATTEMPTS = 16;
+/** How long one step (connect, accept, end-of-stream) may take, in ms. */
+const STEP_TIMEOUT_MS = 2000;
+/** Reservations in flight at once across the module, so bursts stay in fds. */
+const MAX_IN_FLIGHT = 8;
+/** Attempts at a port that is free on both 127.0.0.1 and ::1 for localhost. */
+const LOCALHOST_ATTEMPTS = 16;
+/** Attempts at a port not already in a reserveMany batch. */
+const DISTINCT_ATTEMPTS = 16;
+/** Hand-offs redone on the same listener after a stall before giving up. */
+const HAND_OFF_ATTEMPTS = 3;
+/**
+ * A hand-off whose accepted side waited longer than this, half-closed, for the
+ * client's close is redone: the kernel drops an orphaned half-closed socket
+ * after net.ipv4.tcp_fin_timeout, and the client's FIN is then answered with a
+ * reset, leaving no TIME_WAIT.
+ */
+const STALL_LIMIT_MS = 500;
+/** Linux's TCP_TIMEWAIT_LEN: how long a reservation lasts. */
+const TIME_WAIT_MS = 60_000;
+/** The options that {@linkcode ReserveOptions} has, for unknown-key errors. */
+const OPTION_KEYS = ["hostname", "port"];
 
+/** A validated request: what to reserve on, and the preferred port. */
 interface Request {
-  hostname: string;
+  /** As the caller wrote it, for messages. */
+  label: string;
+  host: Host;
   port: number;
 }
 
+/** A validated host, by the rule that decides which addresses it covers. */
+type Host =
+  | { kind: "address"; address: string }
+  | { kind: "name"; name: string }
+  | { kind: "localhost" }
+  | { kind: "wildcard"; address: "0.0.0.0" | "::" };
+
 function readOptions(options: ReserveOptions, what: string): Request {
+  const prefix = `Cannot reserve ${what} as`;
   if (typeof options !== "object" || options === null) {
     throw new TypeError(
-      `Cannot reserve ${what} as 'options' must be an object: current value is ${
+      `${prefix} 'options' must be an object: current value is ${
         show(options)
+      }`,
+    );
+  }
+  const unknown = Object.keys(options).find((key) =>
+    !OPTION_KEYS.includes(key)
+  );
+  if (unknown !== undefined) {
+    throw new TypeError(
+      `${prefix} '${unknown}' is not an option: the options are ${
+        OPTION_KEYS.join(" and ")
       }`,
     );
   }
   const { hostname = "127.0.0.1", port = 0 } = options;
   if (typeof hostname !== "string" || hostname.trim() === "") {
     throw new TypeError(
-      `Cannot reserve ${what} as 'hostname' must be a non-empty string: current value is ${
+      `${prefix} 'hostname' must be a non-empty string: current value is ${
+        show(hostname)
+      }`,
+    );
+  }
+  const host = parseHost(hostname);
+  if (!host) {
+    throw new TypeError(
+      `${prefix} 'hostname' must be an IP address or a host name such as 127.0.0.1, ::1 or localhost: current value is ${
         show(hostname)
       }`,
     );
   }
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new RangeError(
-      `Cannot reserve ${what} as 'port' must be an integer in 0-65535: current value is ${
+      `${prefix} 'port' must be an integer in 0-65535: current value is ${
         show(port)
       }`,
     );
   }
-  // "[::1]" as in URLs means ::1.
-  let bare = hostname.trim();
-  if (bare.startsWith("[") && bare.endsWith("]")) bare = bare.slice(1, -1);
-  return { hostname: bare, port };
+  return { label: hostname, host, port };
 }
 
-/** One reservation on `hostname`, with the `localhost` and preferred-port rules. */
-async function reserveOn(
-  impl: Backend,
-  hostname: string,
+/**
+ * Parses a host as the shared layer sees it, so every runtime gets the same
+ * answer for the same input; undefined if it is neither an IP address nor a
+ * host name. Only valid names ever reach a resolver.
+ */
+function parseHost(input: string): Host | undefined {
+  const bracketed = /^\[(.*)\]$/.exec(input);
+  const text = bracketed ? bracketed[1] : input;
+  if (text.includes(":")) {
+    const address = canonicalIPv6(text);
+    if (address === undefined) return undefined;
+    return address === "::"
+      ? { kind: "wildcard", address: "::" }
+      : { kind: "address", address };
+  }
+  if (bracketed) return undefined;
+  // A last label of digits only means an IPv4 address, or nothing.
+  if (/(^|\.)\d+\.?$/.test(text)) {
+    if (!isIPv4(text)) return undefined;
+    return text === "0.0.0.0"
+      ? { kind: "wildcard", address: "0.0.0.0" }
+      : { kind: "address", address: text };
+  }
+  const name = text.endsWith(".") ? text.slice(0, -1) : text;
+  const label = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+  if (name.length > 253 || !name.split(".").every((part) => label.test(part))) {
+    return undefined;
+  }
+  return name.toLowerCase() === "localhost"
+    ? { kind: "localhost" }
+    : { kind: "name", name: text };
+}
+
+function isIPv4(text: string): boolean {
+  const parts = text.split(".");
+  return parts.length === 4 &&
+    parts.every((part) => /^(0|[1-9]\d{0,2})$/.test(part) && +part <= 255);
+}
+
+/** An IPv6 address in its canonical text form (RFC 5952), or undefined. */
+function canonicalIPv6(text: string): string | undefined {
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const groups: number[][] = [];
+  for (const [h, half] of halves.entries()) {
+    const words: number[] = [];
+    const parts = half === "" ? [] : half.split(":");
+    for (const [i, part] of parts.entries()) {
+      const last = h === halves.length - 1 && i === parts.length - 1;
+      if (last && part.includes(".")) {
+        if (!isIPv4(part)) return undefined;
+        const [a, b, c, d] = part.split(".").map(Number);
+        words.push(a << 8 | b, c << 8 | d);
+      } else if (/^[0-9A-Fa-f]{1,4}$/.test(part)) {
+        words.push(parseInt(part, 16));
+      } else return undefined;
+    }
+    groups.push(words);
+  }
+  const [head, tail] = groups;
+  const missing = 8 - head.length - (tail?.length ?? 0);
+  if (tail === undefined ? missing !== 0 : missing < 1) return undefined;
+  const words = [
+    ...head,
+    ...Array(tail ? missing : 0).fill(0),
+    ...(tail ?? []),
+  ];
+  // The longest run of two or more zero words becomes "::".
+  let best = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8; i++) {
+    let end = i;
+    while (end < 8 && words[end] === 0) end++;
+    if (end - i > bestLength) [best, bestLength] = [i, end - i];
+  }
+  const hex = (part: number[]): string =>
+    part.map((word) => word.toString(16)).join(":");
+  if (best < 0) return hex(words);
+  return `${hex(words.slice(0, best))}::${hex(words.slice(best + bestLength))}`;
+}
+
+/** The preferred-port rule: the named port if it can be bound, else any. */
+async function reservePreferred(
+  sockets: Sockets,
+  request: Request,
   port: number,
 ): Promise<number> {
-  if (hostname.toLowerCase() !== "localhost") {
-    return await reservePreferred(impl, hostname, port);
-  }
-  // A reservation covers only its address, and runtimes differ in which
-  // address "localhost" means: take the same port on both.
-  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const reserved = await reservePreferred(
-      impl,
-      "127.0.0.1",
-      attempt === 0 ? port : 0,
-      hostname,
-    );
+  if (port !== 0) {
     try {
-      await impl.reserveOnce("::1", reserved);
-      return reserved;
+      return await reserveCovering(sockets, request, port);
     } catch (error) {
-      if (!(error instanceof StepError) || error.step !== "listen") {
-        throw describe(error, hostname, reserved);
-      }
-      const code = error.code;
-      // No ::1 on this machine: 127.0.0.1 is all that localhost can mean.
-      if (code === "EADDRNOTAVAIL" || code === "EAFNOSUPPORT") return reserved;
-      if (code !== "EADDRINUSE") throw describe(error, hostname, reserved);
+      const busy = error instanceof StepError && error.step === "listen" &&
+        error.code === "EADDRINUSE";
+      if (!busy) throw describe(error, request, port);
     }
   }
-  throw new Error(
-    `Cannot reserve port on localhost as no port was free on both 127.0.0.1 and ::1 in ${MAX_ATTEMPTS} attempts: pass 127.0.0.1 or ::1 as hostname`,
-  );
+  try {
+    return await reserveCovering(sockets, request, 0);
+  } catch (error) {
+    throw describe(error, request, 0);
+  }
 }
 
-async function reservePreferred(
-  impl: Backend,
-  hostname: string,
+/**
+ * The coverage rule: listens on every address the host means, leaves a
+ * TIME_WAIT on every address those listeners cover, and closes them.
+ */
+async function reserveCovering(
+  sockets: Sockets,
+  request: Request,
   port: number,
-  label: string = hostname,
 ): Promise<number> {
-  try {
-    return await impl.reserveOnce(hostname, port);
-  } catch (error) {
-    const inUse = port !== 0 && error instanceof StepError &&
-      error.step === "listen" && error.code === "EADDRINUSE";
-    if (!inUse) throw describe(error, label, port);
+  const { host } = request;
+  const listenOn = host.kind === "localhost"
+    ? ["127.0.0.1", "::1"]
+    : [host.kind === "name" ? host.name : host.address];
+  // Every permission this needs is asked for before anything is opened.
+  const covered = host.kind === "wildcard"
+    ? wildcardTargets(host.address, await sockets.interfaceAddresses())
+    : [];
+  if (host.kind === "wildcard" && covered.length === 0) {
+    throw new StepError("interfaces", "NO_ADDRESSES", host.address);
   }
+  sockets.requireNet([...listenOn, ...covered]);
+  for (let attempt = 1; attempt <= LOCALHOST_ATTEMPTS; attempt++) {
+    const listeners = await listenAll(sockets, listenOn, port);
+    if (!listeners) continue; // the port was busy on another address
+    try {
+      for (const listener of listeners) {
+        const targets = host.kind === "wildcard" ? covered : [listener.address];
+        for (const target of targets) await handOff(sockets, listener, target);
+      }
+      return listeners[0].port;
+    } finally {
+      for (const listener of listeners) await listener.close();
+    }
+  }
+  throw new StepError("listen", "LOCALHOST_BUSY", request.label);
+}
+
+/**
+ * Listens on each address with the same port (the first one's, if `port` is
+ * 0). An address that does not exist here is left out, as localhost means
+ * only the loopback addresses that exist; undefined if the port was taken on
+ * a later address, with everything closed and nothing left in TIME_WAIT.
+ */
+async function listenAll(
+  sockets: Sockets,
+  addresses: string[],
+  port: number,
+): Promise<Listener[] | undefined> {
+  const listeners: Listener[] = [];
+  let missing: StepError | undefined;
   try {
-    return await impl.reserveOnce(hostname, 0);
+    for (const address of addresses) {
+      const wanted = listeners[0]?.port ?? port;
+      try {
+        listeners.push(await sockets.listen(address, wanted));
+      } catch (error) {
+        const absent = addresses.length > 1 && error instanceof StepError &&
+          (error.code === "EADDRNOTAVAIL" || error.code === "EAFNOSUPPORT");
+        if (!absent) throw error;
+        missing = error;
+        continue;
+      }
+    }
   } catch (error) {
-    throw describe(error, label, 0);
+    for (const listener of listeners) await listener.close();
+    const laterBusy = port === 0 && listeners.length > 0 &&
+      error instanceof StepError && error.code === "EADDRINUSE";
+    if (laterBusy) return undefined;
+    throw error;
+  }
+  if (listeners.length === 0) throw missing;
+  return listeners;
+}
+
+/** The addresses a wildcard listener covers: its family's, not link-local. */
+function wildcardTargets(
+  wildcard: "0.0.0.0" | "::",
+  addresses: string[],
+): string[] {
+  // A dual-stack :: listener also accepts IPv4, as v4-mapped addresses.
+  const wanted = addresses.filter((address) =>
+    (wildcard === "::" || !address.includes(":")) &&
+    !/^fe[89ab]/i.test(address)
+  );
+  // Loopback first: the address servers and tests use most.
+  const loopback = wildcard === "::" ? ["127.0.0.1", "::1"] : ["127.0.0.1"];
+  return [
+    ...loopback.filter((address) => wanted.includes(address)),
+    ...wanted.filter((address) => !loopback.includes(address)),
+  ];
+}
+
+/**
+ * The TIME_WAIT hand-off on one address: connect to the listener, accept that
+ * connection (closing foreign ones), close the accepted side first, wait for
+ * the client to see end-of-stream, close the client. Redone if the accepted
+ * side waited half-closed long enough to have been dropped.
+ */
+async function handOff(
+  sockets: Sockets,
+  listener: Listener,
+  address: string,
+): Promise<void> {
+  for (let attempt = 1; attempt <= HAND_OFF_ATTEMPTS; attempt++) {
+    if (!(await handOffOnce(sockets, listener, address))) return;
+  }
+  throw new StepError("end-of-stream", "STALLED", address);
+}
+
+/** One hand-off; true if it stalled and cannot be trusted. */
+async function handOffOnce(
+  sockets: Sockets,
+  listener: Listener,
+  address: string,
+): Promise<boolean> {
+  const deadline = new Deadline(address);
+  let client: Connection | undefined;
+  let accepted: Connection | undefined;
+  try {
+    client = await deadline.race(
+      "connect",
+      sockets.connect(address, listener.port),
+    );
+    for (;;) {
+      const connection = await deadline.race("accept", listener.accept());
+      if (isPeer(connection, client)) {
+        accepted = connection;
+        break;
+      }
+      connection.close(); // a foreign client, such as a readiness poller
+    }
+    const halfClosedAt = performance.now();
+    accepted.close();
+    accepted = undefined;
+    await deadline.race("end-of-stream", client.endOfStream);
+    const stalled = performance.now() - halfClosedAt > STALL_LIMIT_MS;
+    client.close();
+    client = undefined;
+    return stalled;
+  } catch (error) {
+    // Out of descriptors, Bun fails to accept without a word, and reports a
+    // failed connect as refused: a listener of our own cannot refuse.
+    const suspect = error instanceof StepError &&
+      error.step !== "end-of-stream" &&
+      (error.code === "ETIMEDOUT" || error.code === "ECONNREFUSED" ||
+        error.code === undefined);
+    if (suspect) {
+      const exhausted = await sockets.descriptorsExhausted();
+      if (exhausted) {
+        throw new StepError(error.step, "EMFILE", address, exhausted);
+      }
+    }
+    throw error;
+  } finally {
+    deadline.clear();
+    accepted?.close();
+    client?.close();
   }
 }
 
-/** The address to connect to for a listener bound to `address`. */
-function connectAddress(address: string): string {
-  if (address === "0.0.0.0") return "127.0.0.1";
-  if (address === "::") return "::1";
-  return address;
+function isPeer(accepted: Connection, client: Connection): boolean {
+  const unmapped = (address: string): string =>
+    address.replace(/^::ffff:/i, "");
+  return accepted.remotePort === client.localPort &&
+    unmapped(accepted.remoteAddress) === unmapped(client.localAddress);
 }
+
+/** One timer for a hand-off; a step that outlasts it fails as ETIMEDOUT. */
+class Deadline {
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #step: Step = "connect";
+  #expired: Promise<never>;
+  constructor(address: string) {
+    this.#expired = new Promise((_, reject) => {
+      this.#timer = setTimeout(() => {
+        reject(new StepError(this.#step, "ETIMEDOUT", address));
+      }, STEP_TIMEOUT_MS);
+    });
+    this.#expired.catch(ignore);
+  }
+  race<T>(step: Step, promise: Promise<T>): Promise<T> {
+    this.#step = step;
+    return Promise.race([promise, this.#expired]);
+  }
+  clear(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
+/** Runs `reservation` when fewer than MAX_IN_FLIGHT are running. */
+async function inFlight<T>(reservation: () => Promise<T>): Promise<T> {
+  if (running < MAX_IN_FLIGHT) running++;
+  else await new Promise<void>((resolve) => waiting.push(resolve));
+  try {
+    return await reservation();
+  } finally {
+    // The slot passes straight to the next waiter, if any.
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
+}
+let running = 0;
+const waiting: (() => void)[] = [];
+
+/** How long a reserveMany batch may run: half the TIME_WAIT window. */
+function batchLimitMs(): number {
+  return (testHooks().timeWaitMs ?? TIME_WAIT_MS) / 2;
+}
+
+// ---------------------------------------------------------------------------
+// Errors: backends report a step and a code; the message is looked up here.
+
+type Step =
+  | "permission"
+  | "interfaces"
+  | "listen"
+  | "connect"
+  | "accept"
+  | "end-of-stream";
+
+/**
+ * The codes the message table knows. Backends map their runtime's errors to
+ * errno names; the rest are this module's own findings.
+ */
+type Code =
+  | "EADDRINUSE"
+  | "EADDRNOTAVAIL"
+  | "EAFNOSUPPORT"
+  | "EACCES"
+  | "ENOTFOUND"
+  | "EAI_AGAIN"
+  | "EMFILE"
+  | "ENFILE"
+  | "ECONNRESET"
+  | "ECONNREFUSED"
+  | "ETIMEDOUT"
+  | "STALLED"
+  | "LOCALHOST_BUSY"
+  | "NO_ADDRESSES"
+  | "NO_PERMISSION"
+  | "DENIED";
 
 /** A failed step of one reservation, with the runtime's error as cause. */
 class StepError extends Error {
-  step: "listen" | "connect" | "permission";
+  step: Step;
+  code: Code | undefined;
+  /** The address or name the step was on. */
+  host: string;
+  /** For permission errors: every host the permission is missing for. */
   hosts: string[];
-  code: string | undefined;
   constructor(
-    step: "listen" | "connect" | "permission",
-    cause: unknown,
-    options: { hosts?: string[]; code?: string } = {},
+    step: Step,
+    code: Code | undefined,
+    host: string,
+    cause?: unknown,
+    hosts: string[] = [],
   ) {
     super(`${step} failed`, { cause });
     this.step = step;
-    this.hosts = options.hosts ?? [];
-    // Where the runtime's error has no errno name, the backend may give one.
-    this.code = options.code ?? errorCode(cause);
+    this.code = code;
+    this.host = host;
+    this.hosts = hosts;
   }
 }
+
+interface Context {
+  step: Step;
+  /** The address a step was on, or "" where it is the host asked for. */
+  host: string;
+  /** The address a step was on. */
+  address: string;
+  hosts: string;
+  port: number;
+}
+
+const MESSAGES: Record<Code, (context: Context) => string> = {
+  NO_PERMISSION: ({ step, hosts }) =>
+    step === "interfaces"
+      ? "a wildcard reservation covers every address of the network interfaces, and Deno has no permission to list them: run with --allow-sys=networkInterfaces"
+      : `Deno has no net permission for ${hosts}: run with -N or --allow-net=${hosts}`,
+  DENIED: ({ step, hosts }) =>
+    step === "interfaces"
+      ? "a wildcard reservation covers every address of the network interfaces, and Deno's permission to list them is denied: drop --deny-sys for networkInterfaces"
+      : `Deno's net permission for ${hosts} is denied: drop --deny-net for them`,
+  EADDRINUSE: ({ step }) =>
+    step === "listen"
+      ? "no ephemeral port is left: every port of the range is in use or in TIME_WAIT (60 s on Linux); wait, or widen net.ipv4.ip_local_port_range"
+      : "no ephemeral port is left for its client connection: a reservation holds two ports of the range at once, and the rest are in use or in TIME_WAIT (60 s on Linux); wait, or widen net.ipv4.ip_local_port_range",
+  EADDRNOTAVAIL: ({ step, address }) =>
+    step !== "listen"
+      ? MESSAGES.EADDRINUSE({ step } as Context)
+      : address === "::1"
+      ? "::1 is not configured on this machine (IPv6 disabled?): use 127.0.0.1"
+      : "it is not an address of this machine: use 127.0.0.1, ::1, localhost, 0.0.0.0, :: or an address of a local interface",
+  EAFNOSUPPORT: ({ address }) =>
+    address.includes(":")
+      ? "this machine does not support IPv6: use 127.0.0.1 or 0.0.0.0"
+      : "this machine does not support IPv4: use ::1 or ::",
+  EACCES: ({ port }) =>
+    `binding port ${port} needs privileges (ports below net.ipv4.ip_unprivileged_port_start, 1024 by default): use 0 or a port at or above it`,
+  ENOTFOUND: () =>
+    "the hostname does not resolve: check the spelling or pass an IP address",
+  EAI_AGAIN: () =>
+    "the hostname lookup failed for now (EAI_AGAIN): check the DNS resolver or pass an IP address",
+  EMFILE: () =>
+    "too many open files: close some, raise the limit (ulimit -n), or reserve fewer ports at once",
+  ENFILE: () =>
+    "the system ran out of file descriptors (ENFILE): close some or raise fs.file-max",
+  ECONNRESET: ({ host }) =>
+    `its connection${
+      on(host)
+    } was reset, so no TIME_WAIT was left: check for firewall rules or tools that kill loopback sockets`,
+  ECONNREFUSED: ({ host }) =>
+    `its own connection${
+      on(host)
+    } was refused: check for firewall rules that reject loopback traffic`,
+  ETIMEDOUT: ({ step, host }) =>
+    `the ${step}${
+      on(host)
+    } took over ${STEP_TIMEOUT_MS} ms: check for firewall rules that drop loopback packets`,
+  STALLED: ({ host }) =>
+    `the hand-off${
+      on(host)
+    } stalled for over ${STALL_LIMIT_MS} ms ${HAND_OFF_ATTEMPTS} times, longer than a half-closed connection can be trusted (net.ipv4.tcp_fin_timeout): is the process being stopped or starved?`,
+  NO_ADDRESSES: ({ host }) =>
+    `no network interface has an ${
+      host === "::" ? "" : "IPv4 "
+    }address for it to cover: bring an interface up or pass an address`,
+  LOCALHOST_BUSY: () =>
+    `no port was free on both 127.0.0.1 and ::1 in ${LOCALHOST_ATTEMPTS} attempts: pass 127.0.0.1 or ::1 as hostname`,
+};
 
 /** Turns a failed step into the error users see. */
-function describe(error: unknown, hostname: string, port: number): Error {
+function describe(error: unknown, request: Request, port: number): Error {
   if (!(error instanceof StepError)) return error as Error;
+  const { step, code, host: address } = error;
+  const prefix = `Cannot reserve port${
+    code === "EACCES" ? ` ${port}` : ""
+  } on ${request.label}`;
+  const hosts = error.hosts.map(bracket).join(",");
+  // The address a step was on is named where it is not the host asked for.
+  const asked = address === addressOf(request.host) ||
+    address === request.label;
+  const host = asked ? "" : address;
+  const reason = code === undefined
+    ? `the ${step}${on(host)} failed: ${messageOf(error.cause)}`
+    : MESSAGES[code]({ step, host, address, hosts, port });
+  // Permission errors are found before any runtime call: no cause to keep.
   const cause = error.cause;
-  const on = `Cannot reserve port on ${hostname}`;
-  if (error.step === "permission") {
-    // Asked before any network call, so there is no runtime error to keep.
-    const hosts = error.hosts.map(bracket).join(",");
-    return new Error(
-      `${on} as Deno has no net permission for ${hosts}: run with -N or --allow-net=${hosts}`,
-    );
-  }
-  const code = error.code;
-  const exhausted = error.step === "listen"
-    ? code === "EADDRINUSE" && port === 0
-    : code === "EADDRNOTAVAIL" || code === "EADDRINUSE";
-  if (exhausted) {
-    return new Error(
-      `${on} as no ephemeral port is left: wait for TIME_WAIT to expire (60 s on Linux) or widen net.ipv4.ip_local_port_range`,
-      { cause },
-    );
-  }
-  if (error.step === "listen" && code === "EADDRNOTAVAIL") {
-    return new Error(
-      `${on} as it is not an address of this machine: use 127.0.0.1, ::1, localhost, 0.0.0.0 or a local interface address`,
-      { cause },
-    );
-  }
-  if (code === "EBADHOST") {
-    return new Error(
-      `${on} as it is not a valid hostname or IP address: pass a name such as localhost or an address such as 127.0.0.1`,
-      { cause },
-    );
-  }
-  if (code === "ENOTFOUND") {
-    return new Error(
-      `${on} as the hostname does not resolve: check the spelling or pass an IP address`,
-      { cause },
-    );
-  }
-  if (code === "EACCES") {
-    return new Error(
-      `Cannot reserve port ${port} on ${hostname} as binding it is not permitted: use 0 or a port above 1023`,
-      { cause },
-    );
-  }
-  if (code === "EAFNOSUPPORT") {
-    return new Error(
-      `${on} as this machine does not support its address family: use 127.0.0.1`,
-      { cause },
-    );
-  }
-  const reason = cause instanceof Error ? cause.message : String(cause);
-  return new Error(`${on} as the ${error.step} failed: ${reason}`, { cause });
-}
-
-function repeatedError(hostname: string): Error {
   return new Error(
-    `Cannot reserve ports on ${hostname} as the kernel kept handing out ports already reserved: check net.ipv4.ip_autobind_reuse is 0`,
+    `${prefix} as ${reason}`,
+    cause === undefined ? {} : { cause },
   );
 }
 
-/** A failed listen; Bun's failed lookups have no code, only a message. */
-function listenFailure(error: unknown, hostname: string): StepError {
-  const name = !/^[\d.]+$|:/.test(hostname);
-  const code = errorCode(error) ?? (name ? "ENOTFOUND" : undefined);
-  return new StepError("listen", error, { code });
+function repeatedPortError(request: Request): Error {
+  return new Error(
+    `Cannot reserve ports on ${request.label} as the kernel kept handing out ports already reserved: check net.ipv4.ip_autobind_reuse is 0`,
+  );
 }
 
-/** The errno name of a runtime's error, e.g. "EADDRINUSE". */
-function errorCode(error: unknown): string | undefined {
-  const { code, message } = (error ?? {}) as {
-    code?: unknown;
-    message?: unknown;
-  };
-  if (typeof code === "string") {
-    // Node and Bun name failed lookups by getaddrinfo's codes; Deno's
-    // node:net reports EADDRNOTAVAIL as EINVAL.
-    if (code.startsWith("EAI_")) return "ENOTFOUND";
-    return code === "EINVAL" ? "EADDRNOTAVAIL" : code;
-  }
-  // Deno throws a plain Error for a failed lookup, and a URIError when its
-  // permission check cannot parse the host.
-  if (typeof message === "string" && /lookup address/i.test(message)) {
-    return "ENOTFOUND";
-  }
-  return error instanceof URIError ? "EBADHOST" : undefined;
+function expiringBatchError(
+  request: Request,
+  count: number,
+  done: number,
+  firstAt: number,
+): Error {
+  const seconds = ((Date.now() - firstAt) / 1000).toFixed(1);
+  return new Error(
+    `Cannot reserve ${count} ports on ${request.label} as the first would expire before the last is made: ${done} took ${seconds} s of TIME_WAIT's 60 s; reserve fewer at once`,
+  );
+}
+
+function on(host: string): string {
+  return host === "" ? "" : ` on ${host}`;
+}
+
+function addressOf(host: Host): string | undefined {
+  if (host.kind === "localhost") return undefined;
+  return host.kind === "name" ? host.name : host.address;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function bracket(host: string): string {
@@ -374,61 +772,166 @@ function bracket(host: string): string {
 
 function ignore(): void {}
 
+/** A value as a message shows it: strings quoted, arrays and objects as JSON. */
 function show(value: unknown): string {
-  return typeof value === "string" ? JSON.stringify(value) : String(value);
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value !== "object" || value === null) return String(value);
+  try {
+    return JSON.stringify(
+      value,
+      (_, item) => typeof item === "bigint" ? `${item}n` : item,
+    );
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+/** The errno name of a runtime's error, e.g. "EADDRINUSE", if it has one. */
+function errnoOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
 }
 
 // ---------------------------------------------------------------------------
-// Backends: one reservation each, in the runtime's own API. On failure they
-// close what they opened and throw a StepError naming the step.
+// Socket adapters: the runtime's own API behind one small interface. They map
+// their runtime's errors to a Code and close what they opened on failure.
 
-interface Backend {
-  /**
-   * Listens on hostname:port, connects to it, accepts, closes the accepted
-   * side, waits for end-of-stream on the client, closes the rest, and returns
-   * the port, now in TIME_WAIT on the listener's address.
-   */
-  reserveOnce(hostname: string, port: number): Promise<number>;
+interface Listener {
+  /** The address it is bound to, a resolved name's included. */
+  address: string;
+  port: number;
+  /** The next connection accepted; connections that came first are queued. */
+  accept(): Promise<Connection>;
+  close(): void | Promise<void>;
 }
 
+interface Connection {
+  localAddress: string;
+  localPort: number;
+  remoteAddress: string;
+  remotePort: number;
+  /** Resolves when the peer's FIN arrives; rejects on a reset. */
+  endOfStream: Promise<void>;
+  /** A graceful close (a FIN), as nothing is ever written or left unread. */
+  close(): void;
+}
+
+interface Sockets {
+  /** Throws a permission StepError naming every host not granted (Deno). */
+  requireNet(hosts: string[]): void;
+  /** Every address of this machine's network interfaces. */
+  interfaceAddresses(): Promise<string[]>;
+  listen(hostname: string, port: number): Promise<Listener>;
+  connect(address: string, port: number): Promise<Connection>;
+  /** The error that says descriptors ran out, if they have, else undefined. */
+  descriptorsExhausted(): Promise<unknown>;
+}
+
+type RuntimeName = "deno" | "bun" | "node";
+
 /**
- * Not part of the API: the test suite sets this global to "deno", "bun" or
- * "node" to run every backend wherever it can run.
+ * Not part of the API: the test suite sets this global to run every adapter
+ * wherever it can run, and to shorten the TIME_WAIT window a batch is held
+ * to. Read on each call; set by test_util.ts's `useBackend` alone.
  */
-const BACKEND = Symbol.for("@x/port-reserve/backend");
-const loaded: Record<string, Promise<Backend>> = {};
+const TEST_HOOKS = Symbol.for("@x/port-reserve/test");
+
+interface TestHooks {
+  backend?: RuntimeName;
+  timeWaitMs?: number;
+}
 
 interface Scope {
   Deno?: DenoRuntime;
   Bun?: BunRuntime;
-  [BACKEND]?: string;
+  [TEST_HOOKS]?: TestHooks;
 }
 
-function backend(): Promise<Backend> {
+function testHooks(): TestHooks {
+  return (globalThis as Scope)[TEST_HOOKS] ?? {};
+}
+
+const pickedSockets: Partial<Record<RuntimeName, Promise<Sockets>>> = {};
+
+/** The runtime's adapter: Deno, then Bun (both also have `process`), Node. */
+function pickSockets(): Promise<Sockets> {
   const scope = globalThis as Scope;
-  // Deno and Bun also expose `process`, so they are tested for first.
-  const name = scope[BACKEND] ??
+  const name = testHooks().backend ??
     (scope.Deno ? "deno" : scope.Bun ? "bun" : "node");
-  return loaded[name] ??= load(name, scope);
+  return pickedSockets[name] ??= loadSockets(name, scope).catch((error) => {
+    delete pickedSockets[name];
+    throw error;
+  });
 }
 
-async function load(name: string, scope: Scope): Promise<Backend> {
-  if (name === "deno" && scope.Deno) return denoBackend(scope.Deno);
-  if (name === "bun" && scope.Bun) return bunBackend(scope.Bun);
+async function loadSockets(name: RuntimeName, scope: Scope): Promise<Sockets> {
+  if (name === "deno" && scope.Deno) return denoSockets(scope.Deno);
+  if (name === "bun" && scope.Bun) return bunSockets(scope.Bun);
   if (name === "node") {
     try {
       // Loaded only here, so Deno and Bun never pay for it at start.
-      return nodeBackend(await import("node:net") as NodeNet);
+      return nodeSockets(await import("node:net") as NodeNet);
     } catch (error) {
-      delete loaded[name];
       throw new Error(
         "Cannot reserve port as this runtime has neither Deno, Bun nor node:net: use one of them",
         { cause: error },
       );
     }
   }
-  delete loaded[name];
   throw new Error(`Cannot reserve port with the ${name} backend here`);
+}
+
+/** A listener's accepted connections, queued until asked for. */
+class AcceptQueue {
+  #ready: Connection[] = [];
+  #waiting: { resolve(c: Connection): void; reject(e: unknown): void }[] = [];
+  #failure: unknown;
+  push(connection: Connection): void {
+    const waiter = this.#waiting.shift();
+    if (waiter) waiter.resolve(connection);
+    else this.#ready.push(connection);
+  }
+  fail(error: unknown): void {
+    this.#failure ??= error;
+    for (const waiter of this.#waiting.splice(0)) waiter.reject(error);
+  }
+  next(): Promise<Connection> {
+    const ready = this.#ready.shift();
+    if (ready) return Promise.resolve(ready);
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ resolve, reject });
+    });
+  }
+  /** Closes what was never asked for (foreign connections that came late). */
+  close(reason: unknown): void {
+    for (const connection of this.#ready.splice(0)) connection.close();
+    this.fail(reason);
+  }
+}
+
+/** A node:fs probe: the EMFILE or ENFILE error opening a file gives now. */
+async function probeDescriptors(): Promise<unknown> {
+  const { openSync, closeSync } = await import("node:fs");
+  try {
+    closeSync(openSync("/dev/null", "r"));
+    return undefined;
+  } catch (error) {
+    return ["EMFILE", "ENFILE"].includes(errnoOf(error)!) ? error : undefined;
+  }
+}
+
+function lookupCode(error: unknown): Code | undefined {
+  const code = errnoOf(error);
+  if (code === "EAI_AGAIN") return "EAI_AGAIN";
+  if (code === "ENOTFOUND" || code?.startsWith("EAI_")) return "ENOTFOUND";
+  return undefined;
+}
+
+function closedCode(error: unknown): Code {
+  const code = errnoOf(error);
+  return code === "ECONNREFUSED" ? "ECONNREFUSED" : "ECONNRESET";
 }
 
 interface DenoAddr {
@@ -436,6 +939,8 @@ interface DenoAddr {
   port: number;
 }
 interface DenoConn {
+  localAddr: DenoAddr;
+  remoteAddr: DenoAddr;
   read(buffer: Uint8Array): Promise<number | null>;
   close(): void;
 }
@@ -446,70 +951,118 @@ interface DenoRuntime {
     close(): void;
   };
   connect(options: { hostname: string; port: number }): Promise<DenoConn>;
+  networkInterfaces(): { address: string }[];
   permissions: {
-    querySync(descriptor: { name: "net"; host: string }): { state: string };
+    querySync(
+      descriptor:
+        | { name: "net"; host: string }
+        | { name: "sys"; kind: "networkInterfaces" },
+    ): { state: string };
   };
 }
 
-function denoBackend(deno: DenoRuntime): Backend {
+function denoSockets(deno: DenoRuntime): Sockets {
   function requireNet(hosts: string[]): void {
-    const missing = hosts.filter((host) => {
-      try {
-        const query = { name: "net", host: bracket(host) } as const;
-        return deno.permissions.querySync(query).state !== "granted";
-      } catch (error) {
-        throw new StepError("listen", error); // not a valid host name
-      }
+    const states = [...new Set(hosts)].map((host) => {
+      const query = { name: "net", host: bracket(host) } as const;
+      return [host, deno.permissions.querySync(query).state] as const;
     });
-    if (missing.length > 0) {
-      throw new StepError("permission", undefined, { hosts: missing });
+    for (const state of ["denied", "prompt"]) {
+      const missing = states.filter(([, s]) => s === state).map(([h]) => h);
+      if (missing.length > 0) {
+        const code = state === "denied" ? "DENIED" : "NO_PERMISSION";
+        throw new StepError("permission", code, missing[0], undefined, missing);
+      }
     }
   }
+  function wrap(conn: DenoConn): Connection {
+    async function readToEnd(): Promise<void> {
+      try {
+        while (await conn.read(new Uint8Array(16)) !== null) { /* unread */ }
+      } catch (error) {
+        throw new StepError(
+          "end-of-stream",
+          closedCode(error),
+          conn.localAddr.hostname,
+          error,
+        );
+      }
+    }
+    let endOfStream: Promise<void> | undefined;
+    return {
+      localAddress: conn.localAddr.hostname,
+      localPort: conn.localAddr.port,
+      remoteAddress: conn.remoteAddr.hostname,
+      remotePort: conn.remoteAddr.port,
+      get endOfStream(): Promise<void> {
+        return endOfStream ??= readToEnd();
+      },
+      close: () => conn.close(),
+    };
+  }
+  function code(error: unknown): Code | undefined {
+    const message = messageOf(error);
+    if (/temporary failure in name resolution/i.test(message)) {
+      return "EAI_AGAIN";
+    }
+    if (/lookup address/i.test(message)) return "ENOTFOUND";
+    return errnoOf(error) as Code | undefined;
+  }
   return {
-    async reserveOnce(hostname, port): Promise<number> {
-      requireNet([...new Set([hostname, connectAddress(hostname)])]);
+    requireNet,
+    interfaceAddresses(): Promise<string[]> {
+      const query = { name: "sys", kind: "networkInterfaces" } as const;
+      const state = deno.permissions.querySync(query).state;
+      if (state !== "granted") {
+        const code = state === "denied" ? "DENIED" : "NO_PERMISSION";
+        throw new StepError("interfaces", code, "networkInterfaces");
+      }
+      return Promise.resolve(deno.networkInterfaces().map((i) => i.address));
+    },
+    listen(hostname, port): Promise<Listener> {
+      requireNet([hostname]);
       let listener;
       try {
         listener = deno.listen({ hostname, port });
       } catch (error) {
-        throw listenFailure(error, hostname);
+        throw new StepError("listen", code(error), hostname, error);
       }
+      const { hostname: address, port: bound } = listener.addr;
+      return Promise.resolve({
+        address,
+        port: bound,
+        accept: () =>
+          listener.accept().then(wrap, (error) => {
+            throw new StepError("accept", code(error), address, error);
+          }),
+        close: () => listener.close(),
+      });
+    },
+    async connect(address, port): Promise<Connection> {
+      requireNet([address]);
       try {
-        const { hostname: address, port: bound } = listener.addr;
-        const target = connectAddress(address);
-        // Asked already, unless the name resolved to another address.
-        if (target !== connectAddress(hostname)) requireNet([target]);
-        let client;
-        try {
-          client = await deno.connect({ hostname: target, port: bound });
-        } catch (error) {
-          throw new StepError("connect", error);
-        }
-        try {
-          const accepted = await listener.accept().catch((error) => {
-            throw new StepError("connect", error);
-          });
-          accepted.close();
-          await client.read(new Uint8Array(1)).catch(() => null);
-        } finally {
-          client.close();
-        }
-        return bound;
-      } finally {
-        listener.close();
+        return wrap(await deno.connect({ hostname: address, port }));
+      } catch (error) {
+        throw new StepError("connect", code(error), address, error);
       }
     },
+    // Deno reports EMFILE from accept itself.
+    descriptorsExhausted: () => Promise.resolve(undefined),
   };
 }
 
 interface BunSocket {
+  localAddress: string;
+  localPort: number;
+  remoteAddress: string;
+  remotePort: number;
   end(): void;
 }
 interface BunHandlers {
   open?(socket: BunSocket): void;
   data(socket: BunSocket, data: Uint8Array): void;
   end?(socket: BunSocket): void;
-  close?(socket: BunSocket): void;
+  close?(socket: BunSocket, error?: Error): void;
   error?(socket: BunSocket, error: Error): void;
 }
 interface BunRuntime {
@@ -523,90 +1076,236 @@ interface BunRuntime {
   ): Promise<BunSocket>;
 }
 
-function bunBackend(bun: BunRuntime): Backend {
+function bunSockets(bun: BunRuntime): Sockets {
   return {
-    async reserveOnce(hostname, port): Promise<number> {
+    requireNet: ignore,
+    interfaceAddresses,
+    async listen(hostname, port): Promise<Listener> {
+      // Bun's failed lookups have no code: resolve here, as Node would.
+      const address = isIPv4(hostname) || hostname.includes(":")
+        ? hostname
+        : await lookup(hostname);
+      const queue = new AcceptQueue();
       let listener;
       try {
         listener = bun.listen({
-          hostname,
+          hostname: address,
           port,
-          socket: { open: (accepted) => accepted.end(), data: ignore },
+          socket: {
+            open: (socket) => queue.push(bunConnection(socket)),
+            data: ignore,
+            error: ignore, // a foreign client's reset
+          },
         });
       } catch (error) {
-        throw listenFailure(error, hostname);
+        // Bun's EMFILE has no code either.
+        const code = errnoOf(error) as Code | undefined ??
+          (await probeDescriptors() ? "EMFILE" : undefined);
+        throw new StepError("listen", code, hostname, error);
       }
-      try {
-        let ended!: () => void;
-        const endOfStream = new Promise<void>((resolve) => ended = resolve);
-        let client;
-        try {
-          client = await bun.connect({
-            hostname: connectAddress(listener.hostname),
-            port: listener.port,
-            socket: { data: ignore, end: ended, close: ended, error: ended },
-          });
-        } catch (error) {
-          throw new StepError("connect", error);
-        }
-        await endOfStream;
-        client.end();
-        return listener.port;
-      } finally {
-        listener.stop(true);
-      }
+      const bound = listener;
+      return {
+        address: connectableAddress(bound.hostname, address),
+        port: bound.port,
+        accept: () => queue.next(),
+        close(): void {
+          queue.close(new StepError("accept", undefined, address));
+          bound.stop(true);
+        },
+      };
     },
+    async connect(address, port): Promise<Connection> {
+      let ended!: () => void;
+      let failed!: (error: StepError) => void;
+      const endOfStream = new Promise<void>((resolve, reject) => {
+        [ended, failed] = [resolve, reject];
+      });
+      endOfStream.catch(ignore);
+      let gotEnd = false;
+      const fail = (error: unknown): void =>
+        failed(
+          new StepError("end-of-stream", closedCode(error), address, error),
+        );
+      let socket;
+      try {
+        socket = await bun.connect({
+          hostname: address,
+          port,
+          socket: {
+            data: ignore,
+            end(): void {
+              gotEnd = true;
+              ended();
+            },
+            // A reset closes with an error; a close with no FIN first is one.
+            close(_, error): void {
+              if (error || !gotEnd) fail(error ?? new Error("closed early"));
+            },
+            error: (_, error) => fail(error),
+          },
+        });
+      } catch (error) {
+        throw new StepError("connect", connectCode(error), address, error);
+      }
+      return { ...bunConnection(socket), endOfStream };
+    },
+    descriptorsExhausted: probeDescriptors,
   };
 }
 
+function bunConnection(socket: BunSocket): Connection {
+  return {
+    localAddress: socket.localAddress,
+    localPort: socket.localPort,
+    remoteAddress: socket.remoteAddress,
+    remotePort: socket.remotePort,
+    endOfStream: Promise.resolve(),
+    close: () => socket.end(),
+  };
+}
+
+function connectCode(error: unknown): Code | undefined {
+  return errnoOf(error) as Code | undefined;
+}
+
+/** Bun reports its own wildcard binds as the wildcard; connect to the address. */
+function connectableAddress(reported: string, requested: string): string {
+  return reported === "0.0.0.0" || reported === "::" ? requested : reported;
+}
+
+async function lookup(name: string): Promise<string> {
+  const dns = await import("node:dns/promises");
+  try {
+    return (await dns.lookup(name)).address;
+  } catch (error) {
+    throw new StepError("listen", lookupCode(error), name, error);
+  }
+}
+
+async function interfaceAddresses(): Promise<string[]> {
+  const { networkInterfaces } = await import("node:os");
+  return Object.values(networkInterfaces()).flat()
+    .map((info) => info!.address);
+}
+
 interface NodeSocket {
+  localAddress?: string;
+  localPort?: number;
+  remoteAddress?: string;
+  remotePort?: number;
   on(event: string, listener: (error: unknown) => void): unknown;
+  once(event: string, listener: (error: unknown) => void): unknown;
   resume(): unknown;
   destroy(): unknown;
 }
 interface NodeNet {
   createServer(listener: (socket: NodeSocket) => void): {
-    once(event: "error", listener: (error: unknown) => void): unknown;
-    listen(
-      options: { host: string; port: number },
-      listener: () => void,
+    on(event: "error", listener: (error: unknown) => void): unknown;
+    once(
+      event: "error" | "listening",
+      listener: (error: unknown) => void,
     ): unknown;
+    off(event: "error", listener: (error: unknown) => void): unknown;
+    listen(options: { host: string; port: number }): unknown;
     address(): { address: string; port: number } | string | null;
     close(listener: () => void): unknown;
   };
   connect(options: { host: string; port: number }): NodeSocket;
 }
 
-function nodeBackend(net: NodeNet): Backend {
+function nodeSockets(net: NodeNet): Sockets {
+  function code(error: unknown): Code | undefined {
+    const errno = errnoOf(error);
+    // Deno's node:net reports EADDRNOTAVAIL as EINVAL.
+    if (errno === "EINVAL") return "EADDRNOTAVAIL";
+    return lookupCode(error) ?? errno as Code | undefined;
+  }
   return {
-    reserveOnce(hostname, port): Promise<number> {
+    requireNet: ignore,
+    interfaceAddresses,
+    listen(hostname, port): Promise<Listener> {
+      const queue = new AcceptQueue();
+      const server = net.createServer((socket) => {
+        socket.on("error", ignore); // a foreign client's reset
+        queue.push(nodeConnection(socket, socket.remoteAddress!));
+      });
       return new Promise((resolve, reject) => {
-        // destroy() closes gracefully (a FIN): no data is left unread.
-        const server = net.createServer((accepted) => accepted.destroy());
-        server.once("error", (error) => {
-          reject(listenFailure(error, hostname));
-        });
-        server.listen({ host: hostname, port }, () => {
+        function failed(error: unknown): void {
+          reject(new StepError("listen", code(error), hostname, error));
+        }
+        server.once("error", failed);
+        server.once("listening", () => {
+          server.off("error", failed);
+          // After listening, an error is a failed accept (EMFILE).
+          server.on("error", (error) => {
+            queue.fail(new StepError("accept", code(error), hostname, error));
+          });
           const { address, port: bound } = server.address() as {
             address: string;
             port: number;
           };
-          let failure: StepError | undefined;
-          const client = net.connect({
-            host: connectAddress(address),
+          resolve({
+            address: connectableAddress(address, hostname),
             port: bound,
+            accept: () => queue.next(),
+            close(): Promise<void> {
+              queue.close(new StepError("accept", undefined, hostname));
+              return new Promise((done) => server.close(() => done()));
+            },
           });
-          client.on("error", (error) => {
-            failure = new StepError("connect", error);
-          });
-          client.on("end", () => client.destroy());
-          client.on("close", () => {
-            server.close(() => failure ? reject(failure) : resolve(bound));
-          });
-          client.resume(); // flowing, so that "end" is emitted
         });
+        server.listen({ host: hostname, port });
       });
     },
+    connect(address, port): Promise<Connection> {
+      return new Promise((resolve, reject) => {
+        const socket = net.connect({ host: address, port });
+        let connection: Connection | undefined;
+        let gotEnd = false;
+        let ended!: () => void;
+        let failed!: (error: unknown) => void;
+        const endOfStream = new Promise<void>((resolve, reject) => {
+          [ended, failed] = [resolve, reject];
+        });
+        endOfStream.catch(ignore);
+        socket.on("error", (error) => {
+          if (!connection) {
+            reject(new StepError("connect", code(error), address, error));
+          } else {
+            failed(
+              new StepError("end-of-stream", closedCode(error), address, error),
+            );
+          }
+        });
+        socket.on("end", () => {
+          gotEnd = true;
+          ended();
+        });
+        socket.on("close", () => {
+          if (!gotEnd) {
+            failed(new StepError("end-of-stream", "ECONNRESET", address));
+          }
+        });
+        socket.once("connect", () => {
+          connection = { ...nodeConnection(socket, address), endOfStream };
+          resolve(connection);
+        });
+        socket.resume(); // flowing, so that "end" is emitted
+      });
+    },
+    descriptorsExhausted: probeDescriptors,
+  };
+}
+
+function nodeConnection(socket: NodeSocket, address: string): Connection {
+  return {
+    localAddress: socket.localAddress ?? address,
+    localPort: socket.localPort ?? 0,
+    remoteAddress: socket.remoteAddress ?? address,
+    remotePort: socket.remotePort ?? 0,
+    endOfStream: Promise.resolve(),
+    // destroy() closes gracefully (a FIN) when nothing is left unread.
+    close: () => socket.destroy(),
   };
 }
 

@@ -22,17 +22,14 @@ import {
   RUNTIME,
   runtimeCommand,
   states,
+  useBackend,
   waitFor,
 } from "./test_util.ts";
 
 // PORT_RESERVE_BACKEND=node runs the node:net backend on Deno and Bun too,
 // through a global that mod.ts reads and does not document.
 const BACKEND = process.env.PORT_RESERVE_BACKEND || undefined;
-if (BACKEND) {
-  (globalThis as Record<symbol, string>)[
-    Symbol.for("@x/port-reserve/backend")
-  ] = BACKEND;
-}
+useBackend({ backend: BACKEND });
 // The permission tests are the Deno backend's: only this suite picks another
 // backend on Deno, and only the Deno backend asks Deno for permissions.
 const DENO_BACKEND = RUNTIME !== "deno"

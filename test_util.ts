@@ -14,6 +14,8 @@ export const RUNTIME = "Deno" in globalThis
   ? "bun"
   : "node";
 
+export { useBackend } from "./testdata/hooks.ts";
+
 /** Whether ::1 is configured here, and the reason to skip where it is not. */
 export const HAS_IPV6 = existsSync("/proc/net/if_inet6") &&
   readFileSync("/proc/net/if_inet6", "utf8").includes(

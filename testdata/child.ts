@@ -2,24 +2,39 @@
 // A child process for mod_test.ts, run as `RUNTIME child.ts BACKEND MODE [ARG]`,
 // BACKEND being "deno", "bun", "node" or "auto", and MODE one of:
 //   call JSON        reserve(JSON options) once
+//   many JSON        reserveMany(count, options) with {count, options, timeWaitMs}
 //   sequential N     reserve() N times, one after another
+//   loop N           reserve() N times, printing each port on a line as it comes
+//   burst N          N concurrent reserve() calls, counting open descriptors
+//   emfile N         reserve() with only N file descriptors left
 //   exhaust          reserve() until it fails, counting open file descriptors
+//   wildcard JSON    reserveMany on a wildcard, then a bind(0) churn on each of
+//                    {count, hostname, churn: [addresses], rounds}
 // It prints one JSON line and exits 0; a failure is reported in the JSON.
+// Only modes that read /proc or open files need more than net permission.
 import process from "node:process";
-import { reserve } from "../mod.ts";
+import { reserve, reserveMany } from "../mod.ts";
+import { useBackend } from "./hooks.ts";
 
 const [backend, mode, arg = ""] = process.argv.slice(2);
-if (backend !== "auto") {
-  (globalThis as Record<symbol, string>)[
-    Symbol.for("@x/port-reserve/backend")
-  ] = backend;
-}
+const hooks = { backend: backend === "auto" ? undefined : backend };
+useBackend(hooks);
 process.stdout.write(JSON.stringify(await run(mode, arg)) + "\n");
 
 async function run(mode: string, arg: string): Promise<unknown> {
   if (mode === "call") {
+    const start = performance.now();
     try {
-      return { port: await reserve(JSON.parse(arg)) };
+      return { port: await reserve(JSON.parse(arg)), ms: since(start) };
+    } catch (error) {
+      return { error: describe(error), ms: since(start) };
+    }
+  }
+  if (mode === "many") {
+    const { count, options, timeWaitMs } = JSON.parse(arg);
+    useBackend({ ...hooks, timeWaitMs });
+    try {
+      return { ports: await reserveMany(count, options) };
     } catch (error) {
       return { error: describe(error) };
     }
@@ -29,10 +44,60 @@ async function run(mode: string, arg: string): Promise<unknown> {
     for (let i = 0; i < Number(arg); i++) ports.push(await reserve());
     return { ports };
   }
+  if (mode === "loop") {
+    for (let i = 0; i < Number(arg); i++) {
+      process.stdout.write(`${await reserve()}\n`);
+    }
+    return { done: true };
+  }
+  const { readdirSync, openSync, closeSync } = await import("node:fs");
+  const fds = () => readdirSync("/proc/self/fd").length;
+  if (mode === "burst") {
+    await reserve(); // the runtime's own descriptors open on first use
+    const fdBefore = fds();
+    const calls = Array.from({ length: Number(arg) }, () => reserve());
+    const results = await Promise.allSettled(calls);
+    const ports = results.flatMap((r) =>
+      r.status === "fulfilled" ? r.value : []
+    );
+    const errors = [
+      ...new Set(
+        results.flatMap((r) => r.status === "rejected" ? r.reason.message : []),
+      ),
+    ];
+    return {
+      ok: ports.length,
+      distinct: new Set(ports).size,
+      errors,
+      fdBefore,
+      fdAfter: fds(),
+    };
+  }
+  if (mode === "emfile") {
+    // Fill the descriptor table, then free N, and one for counting them.
+    const filler: number[] = [];
+    try {
+      for (;;) filler.push(openSync("/dev/null", "r"));
+    } catch { /* full */ }
+    for (let i = 0; i <= Number(arg); i++) closeSync(filler.pop()!);
+    const fdBefore = fds();
+    const start = performance.now();
+    let result: unknown;
+    try {
+      result = { port: await reserve() };
+    } catch (error) {
+      result = { error: describe(error) };
+    }
+    const report = {
+      ...result as object,
+      ms: since(start),
+      fdBefore,
+      fdAfter: fds(),
+    };
+    for (const fd of filler) closeSync(fd);
+    return report;
+  }
   if (mode === "exhaust") {
-    // Only this mode reads /proc, so the others need no read permission.
-    const { readdirSync } = await import("node:fs");
-    const fds = () => readdirSync("/proc/self/fd").length;
     const fdBefore = fds();
     const ports = [];
     const start = performance.now();
@@ -42,10 +107,65 @@ async function run(mode: string, arg: string): Promise<unknown> {
     } catch (caught) {
       error = caught;
     }
-    const ms = performance.now() - start;
+    const ms = since(start);
     return { ports, ms, error: describe(error), fdBefore, fdAfter: fds() };
   }
+  if (mode === "wildcard") {
+    const { count, hostname, churn, rounds } = JSON.parse(arg);
+    const { states } = await import("../test_util.ts");
+    const net = await import("node:net");
+    let ports: number[];
+    try {
+      ports = await reserveMany(count, { hostname });
+    } catch (error) {
+      return { error: describe(error) };
+    }
+    // Which addresses each port has a TIME_WAIT on, as the kernel says.
+    const timeWait = Object.fromEntries(
+      (churn as string[]).map((address) => [
+        address,
+        ports.filter((port) =>
+          [address, `::ffff:${address}`].some((local) =>
+            !local.includes("::ffff:") || !address.includes(":")
+              ? states(local, port).includes("TIME_WAIT")
+              : false
+          )
+        ).length,
+      ]),
+    );
+    const reserved = new Set(ports);
+    const landed: Record<string, number[]> = {};
+    for (const address of churn as string[]) {
+      landed[address] = [];
+      for (let i = 0; i < rounds; i++) {
+        const server = net.createServer();
+        await new Promise<void>((resolve, reject) => {
+          server.once("error", reject);
+          server.listen({ host: address, port: 0 }, resolve);
+        });
+        const { port } = server.address() as { port: number };
+        if (reserved.has(port)) landed[address].push(port);
+        await new Promise((resolve) => server.close(resolve));
+      }
+    }
+    // A server on the wildcard itself takes every reserved port.
+    let rebound = 0;
+    for (const port of ports) {
+      const server = net.createServer();
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen({ host: hostname, port }, resolve);
+      });
+      rebound++;
+      await new Promise((resolve) => server.close(resolve));
+    }
+    return { ports, timeWait, landed, rebound };
+  }
   throw new Error(`Unknown mode ${mode}`);
+}
+
+function since(start: number): number {
+  return Math.round(performance.now() - start);
 }
 
 function describe(error: unknown): unknown {
