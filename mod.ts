@@ -500,7 +500,7 @@ async function handOffOnce(
   try {
     client = await deadline.race(
       "connect",
-      sockets.connect(address, listener.port),
+      sockets.connect(address, listener.port, deadline.signal),
     );
     for (;;) {
       const connection = await deadline.race("accept", listener.accept());
@@ -546,18 +546,27 @@ function isPeer(accepted: Connection, client: Connection): boolean {
     unmapped(accepted.remoteAddress) === unmapped(client.localAddress);
 }
 
-/** One timer for a hand-off; a step that outlasts it fails as ETIMEDOUT. */
+/**
+ * One timer for a hand-off; a step that outlasts it fails as ETIMEDOUT, and a
+ * connect still pending is aborted, as the kernel would retry it for minutes.
+ */
 class Deadline {
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: ReturnType<typeof setTimeout>;
   #step: Step = "connect";
   #expired: Promise<never>;
+  #controller = new AbortController();
   constructor(address: string) {
-    this.#expired = new Promise((_, reject) => {
-      this.#timer = setTimeout(() => {
-        reject(new StepError(this.#step, "ETIMEDOUT", address));
-      }, STEP_TIMEOUT_MS);
-    });
+    let expire!: (error: StepError) => void;
+    this.#expired = new Promise((_, reject) => expire = reject);
     this.#expired.catch(ignore);
+    this.#timer = setTimeout(() => {
+      expire(new StepError(this.#step, "ETIMEDOUT", address));
+      if (this.#step === "connect") this.#controller.abort();
+    }, STEP_TIMEOUT_MS);
+  }
+  /** Aborts when the time is up. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
   }
   race<T>(step: Step, promise: Promise<T>): Promise<T> {
     this.#step = step;
@@ -823,7 +832,12 @@ interface Sockets {
   /** Every address of this machine's network interfaces. */
   interfaceAddresses(): Promise<string[]>;
   listen(hostname: string, port: number): Promise<Listener>;
-  connect(address: string, port: number): Promise<Connection>;
+  /** Connects; aborting `signal` closes a connect still pending. */
+  connect(
+    address: string,
+    port: number,
+    signal: AbortSignal,
+  ): Promise<Connection>;
   /** The error that says descriptors ran out, if they have, else undefined. */
   descriptorsExhausted(): Promise<unknown>;
 }
@@ -950,7 +964,9 @@ interface DenoRuntime {
     accept(): Promise<DenoConn>;
     close(): void;
   };
-  connect(options: { hostname: string; port: number }): Promise<DenoConn>;
+  connect(
+    options: { hostname: string; port: number; signal: AbortSignal },
+  ): Promise<DenoConn>;
   networkInterfaces(): { address: string }[];
   permissions: {
     querySync(
@@ -1038,10 +1054,10 @@ function denoSockets(deno: DenoRuntime): Sockets {
         close: () => listener.close(),
       });
     },
-    async connect(address, port): Promise<Connection> {
+    async connect(address, port, signal): Promise<Connection> {
       requireNet([address]);
       try {
-        return wrap(await deno.connect({ hostname: address, port }));
+        return wrap(await deno.connect({ hostname: address, port, signal }));
       } catch (error) {
         throw new StepError("connect", code(error), address, error);
       }
@@ -1081,10 +1097,7 @@ function bunSockets(bun: BunRuntime): Sockets {
     requireNet: ignore,
     interfaceAddresses,
     async listen(hostname, port): Promise<Listener> {
-      // Bun's failed lookups have no code: resolve here, as Node would.
-      const address = isIPv4(hostname) || hostname.includes(":")
-        ? hostname
-        : await lookup(hostname);
+      const address = await listenAddress(hostname);
       const queue = new AcceptQueue();
       let listener;
       try {
@@ -1098,10 +1111,7 @@ function bunSockets(bun: BunRuntime): Sockets {
           },
         });
       } catch (error) {
-        // Bun's EMFILE has no code either.
-        const code = errnoOf(error) as Code | undefined ??
-          (await probeDescriptors() ? "EMFILE" : undefined);
-        throw new StepError("listen", code, hostname, error);
+        throw await listenFailure(error, hostname);
       }
       const bound = listener;
       return {
@@ -1114,40 +1124,11 @@ function bunSockets(bun: BunRuntime): Sockets {
         },
       };
     },
-    async connect(address, port): Promise<Connection> {
-      let ended!: () => void;
-      let failed!: (error: StepError) => void;
-      const endOfStream = new Promise<void>((resolve, reject) => {
-        [ended, failed] = [resolve, reject];
-      });
-      endOfStream.catch(ignore);
-      let gotEnd = false;
-      const fail = (error: unknown): void =>
-        failed(
-          new StepError("end-of-stream", closedCode(error), address, error),
-        );
-      let socket;
-      try {
-        socket = await bun.connect({
-          hostname: address,
-          port,
-          socket: {
-            data: ignore,
-            end(): void {
-              gotEnd = true;
-              ended();
-            },
-            // A reset closes with an error; a close with no FIN first is one.
-            close(_, error): void {
-              if (error || !gotEnd) fail(error ?? new Error("closed early"));
-            },
-            error: (_, error) => fail(error),
-          },
-        });
-      } catch (error) {
-        throw new StepError("connect", connectCode(error), address, error);
-      }
-      return { ...bunConnection(socket), endOfStream };
+    // A pending Bun.connect cannot be cancelled and keeps the process alive
+    // while the kernel retries a lost SYN; Bun's node:net client can be.
+    async connect(address, port, signal): Promise<Connection> {
+      nodeNet ??= import("node:net") as Promise<NodeNet>;
+      return nodeConnect(await nodeNet, address, port, signal);
     },
     descriptorsExhausted: probeDescriptors,
   };
@@ -1164,13 +1145,29 @@ function bunConnection(socket: BunSocket): Connection {
   };
 }
 
-function connectCode(error: unknown): Code | undefined {
-  return errnoOf(error) as Code | undefined;
-}
-
 /** Bun reports its own wildcard binds as the wildcard; connect to the address. */
 function connectableAddress(reported: string, requested: string): string {
   return reported === "0.0.0.0" || reported === "::" ? requested : reported;
+}
+
+/**
+ * The address to listen on. Bun's failed lookups have no code, in Bun.listen
+ * and in its node:net alike, so names are looked up here, as Node would.
+ */
+function listenAddress(hostname: string): Promise<string> {
+  const literal = isIPv4(hostname) || hostname.includes(":");
+  return literal ? Promise.resolve(hostname) : lookup(hostname);
+}
+
+/** A failed listen; Bun's EMFILE has no code either, so a probe names it. */
+async function listenFailure(
+  error: unknown,
+  hostname: string,
+): Promise<StepError> {
+  const code = nodeCode(error);
+  const exhausted = code ? undefined : await probeDescriptors();
+  if (exhausted) return new StepError("listen", "EMFILE", hostname, exhausted);
+  return new StepError("listen", code, hostname, error);
 }
 
 async function lookup(name: string): Promise<string> {
@@ -1214,16 +1211,11 @@ interface NodeNet {
 }
 
 function nodeSockets(net: NodeNet): Sockets {
-  function code(error: unknown): Code | undefined {
-    const errno = errnoOf(error);
-    // Deno's node:net reports EADDRNOTAVAIL as EINVAL.
-    if (errno === "EINVAL") return "EADDRNOTAVAIL";
-    return lookupCode(error) ?? errno as Code | undefined;
-  }
   return {
     requireNet: ignore,
     interfaceAddresses,
-    listen(hostname, port): Promise<Listener> {
+    async listen(hostname, port): Promise<Listener> {
+      const address = await listenAddress(hostname);
       const queue = new AcceptQueue();
       const server = net.createServer((socket) => {
         socket.on("error", ignore); // a foreign client's reset
@@ -1231,22 +1223,21 @@ function nodeSockets(net: NodeNet): Sockets {
       });
       return new Promise((resolve, reject) => {
         function failed(error: unknown): void {
-          reject(new StepError("listen", code(error), hostname, error));
+          listenFailure(error, hostname).then(reject);
         }
         server.once("error", failed);
         server.once("listening", () => {
           server.off("error", failed);
           // After listening, an error is a failed accept (EMFILE).
           server.on("error", (error) => {
-            queue.fail(new StepError("accept", code(error), hostname, error));
+            queue.fail(
+              new StepError("accept", nodeCode(error), hostname, error),
+            );
           });
-          const { address, port: bound } = server.address() as {
-            address: string;
-            port: number;
-          };
+          const bound = server.address() as { address: string; port: number };
           resolve({
-            address: connectableAddress(address, hostname),
-            port: bound,
+            address: connectableAddress(bound.address, address),
+            port: bound.port,
             accept: () => queue.next(),
             close(): Promise<void> {
               queue.close(new StepError("accept", undefined, hostname));
@@ -1254,47 +1245,64 @@ function nodeSockets(net: NodeNet): Sockets {
             },
           });
         });
-        server.listen({ host: hostname, port });
+        server.listen({ host: address, port });
       });
     },
-    connect(address, port): Promise<Connection> {
-      return new Promise((resolve, reject) => {
-        const socket = net.connect({ host: address, port });
-        let connection: Connection | undefined;
-        let gotEnd = false;
-        let ended!: () => void;
-        let failed!: (error: unknown) => void;
-        const endOfStream = new Promise<void>((resolve, reject) => {
-          [ended, failed] = [resolve, reject];
-        });
-        endOfStream.catch(ignore);
-        socket.on("error", (error) => {
-          if (!connection) {
-            reject(new StepError("connect", code(error), address, error));
-          } else {
-            failed(
-              new StepError("end-of-stream", closedCode(error), address, error),
-            );
-          }
-        });
-        socket.on("end", () => {
-          gotEnd = true;
-          ended();
-        });
-        socket.on("close", () => {
-          if (!gotEnd) {
-            failed(new StepError("end-of-stream", "ECONNRESET", address));
-          }
-        });
-        socket.once("connect", () => {
-          connection = { ...nodeConnection(socket, address), endOfStream };
-          resolve(connection);
-        });
-        socket.resume(); // flowing, so that "end" is emitted
-      });
-    },
+    connect: (address, port, signal) => nodeConnect(net, address, port, signal),
     descriptorsExhausted: probeDescriptors,
   };
+}
+
+let nodeNet: Promise<NodeNet> | undefined;
+
+function nodeConnect(
+  net: NodeNet,
+  address: string,
+  port: number,
+  signal: AbortSignal,
+): Promise<Connection> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: address, port });
+    signal.addEventListener("abort", () => socket.destroy(), { once: true });
+    let connection: Connection | undefined;
+    let gotEnd = false;
+    let ended!: () => void;
+    let failed!: (error: unknown) => void;
+    const endOfStream = new Promise<void>((resolve, reject) => {
+      [ended, failed] = [resolve, reject];
+    });
+    endOfStream.catch(ignore);
+    socket.on("error", (error) => {
+      if (!connection) {
+        reject(new StepError("connect", nodeCode(error), address, error));
+      } else {
+        const code = closedCode(error);
+        failed(new StepError("end-of-stream", code, address, error));
+      }
+    });
+    socket.on("end", () => {
+      gotEnd = true;
+      ended();
+    });
+    // A close with no FIN first is a reset, whatever the runtime reported.
+    socket.on("close", () => {
+      if (!gotEnd) {
+        failed(new StepError("end-of-stream", "ECONNRESET", address));
+      }
+    });
+    socket.once("connect", () => {
+      connection = { ...nodeConnection(socket, address), endOfStream };
+      resolve(connection);
+    });
+    socket.resume(); // flowing, so that "end" is emitted
+  });
+}
+
+function nodeCode(error: unknown): Code | undefined {
+  const errno = errnoOf(error);
+  // Deno's node:net reports EADDRNOTAVAIL as EINVAL.
+  if (errno === "EINVAL") return "EADDRNOTAVAIL";
+  return lookupCode(error) ?? errno as Code | undefined;
 }
 
 function nodeConnection(socket: NodeSocket, address: string): Connection {

@@ -3,7 +3,7 @@
 // `npm test`: the quality gates, then the test suite on every runtime, one
 // after another (they share the host's ephemeral port range). Ends with one
 // line `test: N passed, N failed, N skipped` over all runtimes.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -77,8 +77,13 @@ const steps = [
   ["node test", process.execPath, [".build/mod_test.js"], nodeCounts],
 ];
 
+// The fault tests drop packets with nftables inside private network
+// namespaces: install it where we can (root on Debian), as CI starts bare.
+// Without it those tests skip with a reason; in CI that is a failure.
+const toolFailures = installTools();
+
 const total = { passed: 0, failed: 0, skipped: 0 };
-const failures = [];
+const failures = [...toolFailures];
 for (const [label, command, args, parse, env = {}] of steps) {
   const shown = [command.replace(root, ""), ...args].join(" ");
   const vars = Object.entries(env).map(([key, value]) => `${key}=${value} `);
@@ -96,6 +101,29 @@ process.stdout.write(
   `test: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped\n`,
 );
 process.exit(failures.length === 0 && total.failed === 0 ? 0 : 1);
+
+function installTools() {
+  const has = (tool) => spawnSync(tool, ["--version"]).status === 0;
+  if (process.platform !== "linux" || has("nft")) return [];
+  process.stdout.write("\n== install nftables for the fault tests\n");
+  const root = process.getuid?.() === 0;
+  const apt = (...args) =>
+    spawnSync("apt-get", args, {
+      stdio: "inherit",
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    }).status === 0;
+  if (root) {
+    // A fresh machine may have no package lists yet.
+    apt("install", "-y", "-q", "nftables") ||
+      (apt("update", "-q") && apt("install", "-y", "-q", "nftables"));
+  }
+  if (has("nft")) return [];
+  const why = root ? "apt-get could not install nftables" : "not root";
+  process.stdout.write(`nft is missing (${why}): the fault tests skip\n`);
+  return process.env.CI
+    ? [`nftables: ${why}, so the fault tests cannot run`]
+    : [];
+}
 
 function denoCounts(output) {
   const match = output.match(
