@@ -1207,7 +1207,9 @@ interface NodeNet {
     address(): { address: string; port: number } | string | null;
     close(listener: () => void): unknown;
   };
-  connect(options: { host: string; port: number }): NodeSocket;
+  connect(
+    options: { host: string; port: number; allowHalfOpen: boolean },
+  ): NodeSocket;
 }
 
 function nodeSockets(net: NodeNet): Sockets {
@@ -1262,7 +1264,9 @@ function nodeConnect(
   signal: AbortSignal,
 ): Promise<Connection> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: address, port });
+    // Half-open allowed: Node would close the socket itself on the FIN, and
+    // its descriptor must stay ours until the hand-off closes it.
+    const socket = net.connect({ host: address, port, allowHalfOpen: true });
     signal.addEventListener("abort", () => socket.destroy(), { once: true });
     let connection: Connection | undefined;
     let gotEnd = false;

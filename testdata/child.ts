@@ -77,7 +77,10 @@ async function run(mode: string, arg: string): Promise<unknown> {
     };
   }
   if (mode === "emfile") {
-    // Fill the descriptor table, then free N, and one for counting them.
+    // A first reservation opens the runtime's own descriptors (libuv keeps
+    // one in reserve for EMFILE). Then fill the table, and free N, and one
+    // for counting them.
+    await reserve();
     const filler: number[] = [];
     try {
       for (;;) filler.push(openSync("/dev/null", "r"));
