@@ -337,7 +337,10 @@ function signalNumber(signal: string): number {
   return numbers[signal] ?? 0;
 }
 
-if (import.meta.main) {
+// bun build turns `import.meta.main` into a test that is true in Node for
+// every module, but leaves `main` read off an alias alone.
+const meta = import.meta;
+if (meta.main) {
   // `process` only where there is no Deno: on Deno it loads the Node layer.
   const scope = globalThis as unknown as Entry;
   const code = await main(scope.Deno?.args ?? scope.process.argv.slice(2));

@@ -4,9 +4,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { main } from "./cli.ts";
 import {
   assertTimeWait,
@@ -27,6 +27,15 @@ const NO_CLI = RUNTIME === "node"
   ? "the command line is for Deno and Bun; Node users import the module"
   : false;
 const DENO_ONLY = RUNTIME === "deno" ? false : "Deno permissions are Deno's";
+/** Node on PATH: under Deno and Bun, process.execPath is not Node. */
+const NODE = process.env.PATH?.split(":").map((dir) => `${dir}/node`)
+  .find((path) => existsSync(path));
+const NO_NODE = NODE ? false : "node is not on PATH";
+const BUN = RUNTIME === "bun"
+  ? process.execPath
+  : [fileURLToPath(new URL("./node_modules/.bin/bun", import.meta.url))]
+    .find((path) => existsSync(path));
+const NO_BUN = BUN ? false : "bun is not in node_modules/.bin";
 
 test("with no arguments it prints one reserved port and nothing else", {
   skip: NO_CLI,
@@ -264,6 +273,36 @@ test("running mod.ts as the main module starts the command line", {
   const result = await run(command, args, 30_000);
   assert.equal(result.code, 0, result.stderr);
   assert.equal(JSON.parse(result.stdout).ports.length, 2);
+});
+
+test("importing a bundle of mod.ts in Node runs no command line", {
+  skip: NO_CLI || NO_NODE || NO_BUN,
+}, async () => {
+  // bun build rewrites import.meta.main into a test that is true in Node.
+  const bundle = fileURLToPath(
+    new URL(`./.build/mod_bundle_${RUNTIME}.js`, import.meta.url),
+  );
+  const built = await run(
+    BUN!,
+    ["build", MOD, "--target=node", "--format=esm", `--outfile=${bundle}`],
+    30_000,
+  );
+  assert.equal(built.code, 0, built.stderr);
+  const importer =
+    `await import(${
+      JSON.stringify(pathToFileURL(bundle).href)
+    }); console.log("imported"); ` +
+    'setTimeout(() => console.log("still running"), 300);';
+  const result = await run(
+    NODE!,
+    ["--input-type=module", "-e", importer],
+    30_000,
+  );
+  assert.deepEqual(result, {
+    code: 0,
+    stdout: "imported\nstill running\n",
+    stderr: "",
+  });
 });
 
 test("Bun drops a leading --, so -- -- COMMAND runs COMMAND there", {
