@@ -143,6 +143,9 @@ interface Options {
 
 class UsageError extends Error {}
 
+/** The options that take no value: `--json=false` is bad usage, not `--json`. */
+const TAKES_NO_VALUE = ["--", "--help", "--version", "--json"];
+
 function parse(args: string[]): Options {
   const options: Options = {
     hostname: "127.0.0.1",
@@ -168,6 +171,11 @@ function parse(args: string[]): Options {
       if (i + 1 >= args.length) throw new UsageError(`${flag} needs a value`);
       return args[++i];
     };
+    if (inline !== undefined && TAKES_NO_VALUE.includes(flag)) {
+      throw new UsageError(
+        `${flag} takes no value: current value is ${JSON.stringify(inline)}`,
+      );
+    }
     if (flag === "--") {
       options.command = args.slice(i + 1);
       if (options.command.length === 0) {
@@ -186,6 +194,11 @@ function parse(args: string[]): Options {
           `--env must name an environment variable: current value is ${
             JSON.stringify(options.env)
           }`,
+        );
+      }
+      if (options.env === "PORTS") {
+        throw new UsageError(
+          "--env cannot be PORTS, which holds all the ports",
         );
       }
     } else if (flag.startsWith("-") && flag !== "-") {

@@ -214,6 +214,24 @@ test("bad usage exits 2 with one line on stderr naming the problem", {
   }
 });
 
+test("a value for a flag that takes none, or --env PORTS, is bad usage", {
+  skip: NO_CLI,
+}, async () => {
+  const cases: [string[], RegExp][] = [
+    [["--json=false"], /--json takes no value: current value is "false"/],
+    [["--version=1"], /--version takes no value: current value is "1"/],
+    [["--help=x"], /--help takes no value: current value is "x"/],
+    [["--=x", "true"], /-- takes no value: current value is "x"/],
+    [["--env", "PORTS", "--", "true"], /--env .*PORTS/],
+    [["--env=PORTS"], /--env .*PORTS/],
+  ];
+  for (const [args, message] of cases) {
+    const result = await cli(args);
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stdout}`);
+    assertOneErrorLine(result, message);
+  }
+});
+
 test(
   "a host that is not local exits 1 naming it",
   { skip: NO_CLI },
