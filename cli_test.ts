@@ -4,7 +4,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { main } from "./cli.ts";
@@ -36,6 +38,13 @@ const BUN = RUNTIME === "bun"
   : [fileURLToPath(new URL("./node_modules/.bin/bun", import.meta.url))]
     .find((path) => existsSync(path));
 const NO_BUN = BUN ? false : "bun is not in node_modules/.bin";
+/** Deno reads /proc/self/stat only under -A, and looks at stdio otherwise. */
+const TERMINAL_FLAGS = RUNTIME === "deno"
+  ? [["-N", "--allow-run"], ["-A"]]
+  : [[]];
+const NO_SCRIPT = existsSync("/usr/bin/script") || existsSync("/bin/script")
+  ? false
+  : "script(1), which runs a command on a terminal, is missing";
 
 test("with no arguments it prints one reserved port and nothing else", {
   skip: NO_CLI,
@@ -127,38 +136,93 @@ test("--env NAME puts the first port into NAME instead of PORT", {
 test("a command killed by a signal gives 128 + its number", {
   skip: NO_CLI,
 }, async () => {
-  const result = await cli(["--", "sh", "-c", "kill -TERM $$"], [
-    "-N",
-    "--allow-run",
-  ]);
-  assert.equal(result.code, 143);
+  // Linux's numbers; `ulimit -c 0`: no core files from SEGV, ABRT and QUIT.
+  const statuses = { SEGV: 139, ABRT: 134, QUIT: 131, PIPE: 141, USR1: 138 };
+  for (const [signal, status] of Object.entries({ ...statuses, TERM: 143 })) {
+    const script = `ulimit -c 0; kill -${signal} $$`;
+    const result = await cli(["--", "sh", "-c", script], ["-N", "--allow-run"]);
+    assert.equal(result.code, status, `SIG${signal}: ${result.stderr}`);
+  }
 });
 
-test("SIGTERM and SIGINT are passed on to the command", {
-  skip: NO_CLI,
+test(
+  "HUP, INT, QUIT and TERM sent to port-reserve alone reach the command once",
+  { skip: NO_CLI, timeout: 60_000 },
+  async () => {
+    for (const signal of ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"] as const) {
+      const { command, args } = cliCommand(
+        ["--", "sh", "-c", counter(signal.slice(3))],
+        ["-N", "--allow-run"],
+      );
+      // No terminal, as for a CI runner cancelling a job: setsid(1) starts a
+      // session without one. The status comes from a shell's `wait`: after
+      // kill(), Deno's node:child_process reports the signal, not the status.
+      const wrapper = '"$@" & echo "pid=$!"; wait $!; echo "status=$?"';
+      const child = spawn("setsid", [
+        "sh",
+        "-c",
+        wrapper,
+        "sh",
+        command,
+        ...args,
+      ], {
+        stdio: ["ignore", "pipe", "inherit"],
+        env: { ...process.env, DENO_BINARY: process.execPath },
+      });
+      let output = "";
+      child.stdout!.on("data", (chunk) => output += chunk);
+      const exited = new Promise((resolve) => child.on("close", resolve));
+      await countSignals(() => output, 1, () => {
+        process.kill(Number(output.match(/pid=(\d+)/)![1]), signal);
+      });
+      await exited;
+      assert.match(output, /\ncount=1\nstatus=0\n$/, `${signal}: ${output}`);
+    }
+  },
+);
+
+test("Ctrl-C in a terminal reaches the command once", {
+  skip: NO_CLI || NO_SCRIPT,
+  timeout: 60_000,
 }, async () => {
-  for (const [signal, status] of [["SIGTERM", 42], ["SIGINT", 43]] as const) {
-    // Bounded: if the signal never arrives, it exits 99 after about 10 s.
-    const script = `trap 'exit ${status}' ${signal.slice(3)}; echo ready; ` +
-      "i=0; while [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done; exit 99";
-    const { command, args } = cliCommand(["--", "sh", "-c", script], [
-      "-N",
-      "--allow-run",
-    ]);
-    // The status comes from a shell's `wait`: after kill(), Deno's
-    // node:child_process reports the signal, not how the process exited.
-    const wrapper = '"$@" & echo "pid=$!"; wait $!; echo "status=$?"';
-    const child = spawn("sh", ["-c", wrapper, "sh", command, ...args], {
-      stdio: ["ignore", "pipe", "inherit"],
-      env: { ...process.env, DENO_BINARY: process.execPath },
-    });
+  for (const flags of TERMINAL_FLAGS) {
+    const child = inTerminal(["--", "sh", "-c", counter("INT")], flags, "pipe");
     let output = "";
     child.stdout!.on("data", (chunk) => output += chunk);
     const exited = new Promise((resolve) => child.on("close", resolve));
-    await waitFor(() => output.includes("ready"), 20_000);
-    process.kill(Number(output.match(/pid=(\d+)/)![1]), signal);
-    await exited;
-    assert.match(output, new RegExp(`status=${status}\n$`));
+    // Three times: a signal passed on can come before the command handled the
+    // terminal's, and the kernel then delivers the two as one.
+    await countSignals(() => output, 3, () => child.stdin!.write("\x03"));
+    const code = await exited;
+    child.stdin!.end();
+    assert.match(output, /count=3\r?\n/, `${flags.join(" ")}: ${output}`);
+    assert.equal(code, 0, output);
+  }
+});
+
+test("a hangup of the terminal reaches the command once", {
+  skip: NO_CLI || NO_SCRIPT,
+  timeout: 60_000,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "port-reserve-"));
+  try {
+    for (const [i, flags] of TERMINAL_FLAGS.entries()) {
+      // To a file, as the terminal is gone once it has hung up.
+      const file = join(dir, `output${i}`);
+      const script = `exec >"$0"; ${counter("HUP")}`;
+      const child = inTerminal(
+        ["--", "sh", "-c", script, file],
+        flags,
+        "ignore",
+      );
+      const output = () => existsSync(file) ? readFileSync(file, "utf8") : "";
+      // Killing script(1) closes the terminal's master side: a hangup.
+      await countSignals(output, 1, () => child.kill("SIGKILL"));
+      await waitFor(() => output().includes("count="), 10_000);
+      assert.match(output(), /\ncount=1\n$/, `${flags.join(" ")}: ${output()}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
@@ -360,6 +424,59 @@ function cliCommand(
     ? ["--", ...args]
     : args;
   return runtimeCommand(CLI, bunArgs, denoFlags);
+}
+
+/**
+ * A command that counts the SIG`signal`s it gets: it prints `ready sleep=PID`,
+ * `got N` at each, and `count=N` once PID (a sleep of 10 s at most) has ended.
+ * The `wait` builtin returns at each signal, so that the trap runs at once.
+ */
+function counter(signal: string): string {
+  return `n=0; trap 'n=$((n+1)); echo "got $n"' ${signal}; ` +
+    'sleep 10 & s=$!; echo "ready sleep=$s"; ' +
+    'while kill -0 $s 2>/dev/null; do wait $s; done; echo "count=$n"';
+}
+
+/**
+ * Drives a counter() whose output so far is output(): send() a signal `rounds`
+ * times, each once the last has been counted, then end it.
+ */
+async function countSignals(
+  output: () => string,
+  rounds: number,
+  send: () => unknown,
+): Promise<void> {
+  await waitFor(() => output().includes("ready"), 20_000);
+  for (let round = 1; round <= rounds; round++) {
+    send();
+    await waitFor(() => output().includes(`got ${round}`), 10_000);
+    // A signal passed on comes a few milliseconds later: give it time.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  try {
+    process.kill(Number(output().match(/sleep=(\d+)/)?.[1]));
+  } catch {
+    // It has ended: 10 s have passed.
+  }
+}
+
+/**
+ * Runs the command line with `args` on a new terminal, by script(1), whose
+ * input is the terminal's keyboard. `exec`: port-reserve leads the terminal's
+ * session, as under `ssh -t`.
+ */
+function inTerminal(
+  args: string[],
+  denoFlags: string[],
+  stdout: "pipe" | "ignore",
+): ReturnType<typeof spawn> {
+  const { command, args: all } = cliCommand(args, denoFlags);
+  const quote = (word: string): string => `'${word.replaceAll("'", `'\\''`)}'`;
+  const line = `exec ${[command, ...all].map(quote).join(" ")}`;
+  return spawn("script", ["-qec", line, "/dev/null"], {
+    stdio: ["pipe", stdout, "inherit"],
+    env: { ...process.env, SHELL: "/bin/sh", DENO_BINARY: process.execPath },
+  });
 }
 
 function cli(args: string[], denoFlags: string[] = ["-N"]): Promise<RunResult> {
