@@ -54,8 +54,9 @@ Options:
                         reach COMMAND once, from the terminal; its exit status
                         is ours. On Deno this needs --allow-run.
 
-Exit status: 0 done, 1 the ports or the command could not be had, 2 bad usage;
-with a command, the command's (128 + N if signal N ended it).
+Exit status: 0 done, 1 the ports or the command could not be had or stdout
+could not be written, 2 bad usage; with a command, the command's (128 + N if
+signal N ended it).
 
 Examples:
   PORT="$(deno run -N jsr:@x/port-reserve)"
@@ -71,9 +72,10 @@ Examples:
  *
  * @param args The arguments, without the program name.
  * @returns The exit status: 0 done, 1 the ports or the command could not be
- * had, 2 bad usage; in exec mode, the command's status.
- * @throws {Error} Never for bad input or a failed reservation, which give a
- * status; only if writing to stdout or stderr fails.
+ * had or stdout could not be written, 2 bad usage; in exec mode, the command's
+ * status.
+ * @throws {Error} Never for bad input, a failed reservation or a failed write
+ * to stdout, which give a status; only if writing to stderr fails (on Deno).
  *
  * @example Print one reserved port
  * ```ts
@@ -92,11 +94,13 @@ export async function main(args: string[]): Promise<number> {
     fail(`${error.message}: see port-reserve --help`);
     return 2;
   }
-  if (options.help || options.version) {
-    print(options.help ? HELP : VERSION);
-    return 0;
+  const { hostname, port, count, json, command, help, version } = options;
+  // Asked before reserving anything, which would be lost.
+  if ((help || version || !command) && await stdoutClosed()) {
+    fail("Cannot write to stdout as it is closed");
+    return 1;
   }
-  const { hostname, port, count, json, command } = options;
+  if (help || version) return await print(help ? HELP : VERSION);
   // Asked before reserving anything: without it there is nothing to run.
   const denied = command && runDenied(command[0]);
   if (denied) {
@@ -111,9 +115,8 @@ export async function main(args: string[]): Promise<number> {
     return error instanceof RangeError || error instanceof TypeError ? 2 : 1;
   }
   if (!command) {
-    if (json) print(JSON.stringify({ hostname, ports }));
-    else if (ports.length > 0) print(ports.join("\n"));
-    return 0;
+    if (json) return await print(JSON.stringify({ hostname, ports }));
+    return ports.length > 0 ? await print(ports.join("\n")) : 0;
   }
   const [program, ...rest] = command;
   const first = String(ports[0]);
@@ -240,14 +243,71 @@ function integer(text: string, max: number, name: string): number {
 }
 
 // The command line's only output: results on stdout, errors on stderr.
-function print(text: string): void {
-  // deno-lint-ignore no-console
-  console.log(text);
+
+/** Prints `text` and a newline on stdout: 0, or 1 after an error line. */
+async function print(text: string): Promise<number> {
+  const { Deno, Bun } = globalThis as unknown as Entry;
+  try {
+    // Not console.log, which says nothing of a failed write on Bun, nor of a
+    // broken pipe on Deno.
+    if (Deno) {
+      const bytes = new TextEncoder().encode(`${text}\n`);
+      let written = 0;
+      while (written < bytes.length) {
+        written += Deno.stdout.writeSync(bytes.subarray(written));
+      }
+    } else if (Bun) await Bun.write(Bun.stdout, `${text}\n`);
+    // deno-lint-ignore no-console
+    else console.log(text);
+    return 0;
+  } catch (error) {
+    fail(`Cannot write to stdout: ${(error as Error).message}`);
+    return 1;
+  }
 }
 
 function fail(message: string): void {
   // deno-lint-ignore no-console
   console.error(`port-reserve: ${message}`);
+}
+
+/**
+ * Whether stdout was closed (`>&-`). Deno, Bun and Node then open /dev/null on
+ * fd 1 before any script runs, for reading and writing, where a shell's
+ * `>/dev/null` opens it for writing only: that tells them apart, on Linux.
+ * Deno reads /proc/self only under -A and must never prompt: under -N alone it
+ * cannot tell.
+ */
+async function stdoutClosed(): Promise<boolean> {
+  const { Deno, Bun } = globalThis as unknown as Entry;
+  const fdinfo = "/proc/self/fdinfo/1";
+  try {
+    let info: string;
+    if (Deno) {
+      const paths = [fdinfo, "/proc/self/fd/1", "/dev/null"];
+      // A read permission that is granted does not say -A: then reading throws.
+      if (!paths.every((path) => mayRead(Deno, path))) return false;
+      const [stdout, devNull] = paths.slice(1).map((path) =>
+        Deno.statSync(path)
+      );
+      if (!stdout.isCharDevice || stdout.rdev !== devNull.rdev) return false;
+      info = Deno.readTextFileSync(fdinfo);
+    } else if (Bun) {
+      const [stdout, devNull] = await Promise.all([
+        Bun.stdout.stat(),
+        Bun.file("/dev/null").stat(),
+      ]);
+      if (!stdout.isCharacterDevice() || stdout.rdev !== devNull.rdev) {
+        return false;
+      }
+      info = await Bun.file(fdinfo).text();
+    } else return false;
+    // The access mode (flags & O_ACCMODE, 3) is O_RDWR (2); flags are octal.
+    const flags = /^flags:\s*([0-7]+)/m.exec(info)?.[1] ?? "0";
+    return (parseInt(flags, 8) & 3) === 2;
+  } catch {
+    return false; // not Linux, or Deno without -A
+  }
 }
 
 /**
@@ -262,6 +322,14 @@ function mayRead(deno: DenoRuntime, path: string): boolean {
 const SIGNALS = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"] as const;
 type Signal = typeof SIGNALS[number];
 
+interface Stats {
+  rdev: number;
+  isCharacterDevice(): boolean;
+}
+interface BunFile {
+  stat(): Promise<Stats>;
+  text(): Promise<string>;
+}
 interface NodeProcess {
   argv: string[];
   env: Record<string, string | undefined>;
@@ -273,7 +341,7 @@ interface DenoRuntime {
   args: string[];
   exit(code: number): never;
   stdin: { isTerminal(): boolean };
-  stdout: { isTerminal(): boolean };
+  stdout: { isTerminal(): boolean; writeSync(data: Uint8Array): number };
   stderr: { isTerminal(): boolean };
   permissions: {
     querySync(
@@ -284,6 +352,10 @@ interface DenoRuntime {
     ): { state: string };
   };
   readTextFileSync(path: string): string;
+  statSync(path: string): {
+    isCharDevice: boolean | null;
+    rdev: number | null;
+  };
   Command: new (command: string, options: {
     args: string[];
     env: Record<string, string>;
@@ -301,6 +373,11 @@ interface DenoRuntime {
 }
 interface Entry {
   Deno?: DenoRuntime;
+  Bun?: {
+    stdout: BunFile;
+    file(path: string): BunFile;
+    write(destination: BunFile, data: string): Promise<number>;
+  };
   process: NodeProcess;
 }
 

@@ -296,6 +296,37 @@ test("a value for a flag that takes none, or --env PORTS, is bad usage", {
   }
 });
 
+test("stdout that is full or closed exits 1 with one line naming it", {
+  skip: NO_CLI,
+}, async () => {
+  // Deno can tell a closed stdout only under -A, as it reads /proc/self.
+  const flags = ["-A"];
+  const cases: [string, string[], RegExp][] = [
+    [">/dev/full", [], /Cannot write to stdout: .*no space left on device/i],
+    [">/dev/full", ["--help"], /Cannot write to stdout: .*no space left/i],
+    [">&-", [], /Cannot write to stdout as it is closed/],
+    [">&-", ["--version"], /Cannot write to stdout as it is closed/],
+  ];
+  for (const [redirect, args, message] of cases) {
+    const { command, args: all } = cliCommand(args, flags);
+    const result = await run(
+      "sh",
+      ["-c", `"$@" ${redirect}`, "sh", command, ...all],
+      30_000,
+    );
+    assert.equal(result.code, 1, `${redirect} ${args}: ${result.stderr}`);
+    assertOneErrorLine(result, message);
+  }
+  // /dev/null is not closed: the ports are reserved and thrown away.
+  const { command, args } = cliCommand([], flags);
+  const result = await run(
+    "sh",
+    ["-c", '"$@" >/dev/null', "sh", command, ...args],
+    30_000,
+  );
+  assert.deepEqual(result, { code: 0, stdout: "", stderr: "" });
+});
+
 test(
   "a host that is not local exits 1 naming it",
   { skip: NO_CLI },
@@ -398,16 +429,31 @@ test("Bun drops a leading --, so -- -- COMMAND runs COMMAND there", {
 });
 
 test("main() returns the status without exiting, for use in scripts", async () => {
-  // main() prints through console: capture it for the length of the test.
-  const { log, error } = console;
+  // main() prints its results by Deno.stdout.writeSync on Deno and Bun.write
+  // on Bun, and errors by console.error: capture them for the test's length.
   const printed: string[] = [];
   const capture = (line: string): number => printed.push(line);
-  Object.assign(console, { log: capture, error: capture });
+  const { Deno, Bun } = globalThis as {
+    Deno?: { stdout: { writeSync?: (data: Uint8Array) => number } };
+    Bun?: { write: unknown };
+  };
+  const { error } = console;
+  const write = Bun?.write;
+  Object.assign(console, { error: capture });
+  if (Deno) {
+    Deno.stdout.writeSync = (data) => {
+      capture(new TextDecoder().decode(data).slice(0, -1));
+      return data.length;
+    };
+  }
+  if (Bun) Bun.write = (_: unknown, text: string) => capture(text.slice(0, -1));
   try {
     assert.equal(await main(["--bogus"]), 2);
     assert.equal(await main(["-n", "2"]), 0);
   } finally {
-    Object.assign(console, { log, error });
+    Object.assign(console, { error });
+    if (Deno) delete Deno.stdout.writeSync; // the prototype's again
+    if (Bun) Bun.write = write;
   }
   assert.match(printed[0], /^port-reserve: Unknown option --bogus/);
   assert.match(printed[1], /^\d+\n\d+$/);
