@@ -272,41 +272,22 @@ function fail(message: string): void {
 }
 
 /**
- * Whether stdout was closed (`>&-`). Deno, Bun and Node then open /dev/null on
- * fd 1 before any script runs, for reading and writing, where a shell's
- * `>/dev/null` opens it for writing only: that tells them apart, on Linux.
- * Deno reads /proc/self only under -A and must never prompt: under -N alone it
- * cannot tell.
+ * Whether stdout was closed (`>&-`), on Bun. Deno, Bun and Node open /dev/null
+ * on a closed fd 1 before any script runs, so that writes to it succeed. Bun
+ * opens it close-on-exec, which no inherited stdout can be: that tells, on
+ * Linux. Deno's is read-write /dev/null, the same as Python's
+ * subprocess.DEVNULL and Node's stdio "ignore" give: Deno cannot tell.
  */
 async function stdoutClosed(): Promise<boolean> {
-  const { Deno, Bun } = globalThis as unknown as Entry;
-  const fdinfo = "/proc/self/fdinfo/1";
+  const { Bun } = globalThis as unknown as Entry;
+  if (!Bun) return false;
   try {
-    let info: string;
-    if (Deno) {
-      const paths = [fdinfo, "/proc/self/fd/1", "/dev/null"];
-      // A read permission that is granted does not say -A: then reading throws.
-      if (!paths.every((path) => mayRead(Deno, path))) return false;
-      const [stdout, devNull] = paths.slice(1).map((path) =>
-        Deno.statSync(path)
-      );
-      if (!stdout.isCharDevice || stdout.rdev !== devNull.rdev) return false;
-      info = Deno.readTextFileSync(fdinfo);
-    } else if (Bun) {
-      const [stdout, devNull] = await Promise.all([
-        Bun.stdout.stat(),
-        Bun.file("/dev/null").stat(),
-      ]);
-      if (!stdout.isCharacterDevice() || stdout.rdev !== devNull.rdev) {
-        return false;
-      }
-      info = await Bun.file(fdinfo).text();
-    } else return false;
-    // The access mode (flags & O_ACCMODE, 3) is O_RDWR (2); flags are octal.
-    const flags = /^flags:\s*([0-7]+)/m.exec(info)?.[1] ?? "0";
-    return (parseInt(flags, 8) & 3) === 2;
+    const fdinfo = await Bun.file("/proc/self/fdinfo/1").text();
+    // Octal; O_CLOEXEC is 02000000 on x86 and Arm.
+    const flags = parseInt(/^flags:\s*([0-7]+)/m.exec(fdinfo)?.[1] ?? "0", 8);
+    return (flags & 0o2000000) !== 0;
   } catch {
-    return false; // not Linux, or Deno without -A
+    return false; // not Linux
   }
 }
 
@@ -322,12 +303,7 @@ function mayRead(deno: DenoRuntime, path: string): boolean {
 const SIGNALS = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"] as const;
 type Signal = typeof SIGNALS[number];
 
-interface Stats {
-  rdev: number;
-  isCharacterDevice(): boolean;
-}
 interface BunFile {
-  stat(): Promise<Stats>;
   text(): Promise<string>;
 }
 interface NodeProcess {
@@ -352,10 +328,6 @@ interface DenoRuntime {
     ): { state: string };
   };
   readTextFileSync(path: string): string;
-  statSync(path: string): {
-    isCharDevice: boolean | null;
-    rdev: number | null;
-  };
   Command: new (command: string, options: {
     args: string[];
     env: Record<string, string>;
