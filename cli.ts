@@ -49,11 +49,14 @@ Options:
   -V, --version         print the version
   -- COMMAND [ARGS...]  run COMMAND with PORT set to the first port and PORTS
                         to all of them, space-separated; {port} in ARGS becomes
-                        the first port. Signals are passed on; its exit status
+                        the first port. SIGHUP, SIGINT, SIGQUIT and SIGTERM are
+                        passed on, except that Ctrl-C and the like in a terminal
+                        reach COMMAND once, from the terminal; its exit status
                         is ours. On Deno this needs --allow-run.
 
-Exit status: 0 done, 1 the ports or the command could not be had, 2 bad usage;
-with a command, the command's.
+Exit status: 0 done, 1 the ports or the command could not be had or stdout
+could not be written, 2 bad usage; with a command, the command's (128 + N if
+signal N ended it).
 
 Examples:
   PORT="$(deno run -N jsr:@x/port-reserve)"
@@ -69,9 +72,10 @@ Examples:
  *
  * @param args The arguments, without the program name.
  * @returns The exit status: 0 done, 1 the ports or the command could not be
- * had, 2 bad usage; in exec mode, the command's status.
- * @throws {Error} Never for bad input or a failed reservation, which give a
- * status; only if writing to stdout or stderr fails.
+ * had or stdout could not be written, 2 bad usage; in exec mode, the command's
+ * status.
+ * @throws {Error} Never for bad input, a failed reservation or a failed write
+ * to stdout, which give a status; only if writing to stderr fails (on Deno).
  *
  * @example Print one reserved port
  * ```ts
@@ -90,11 +94,13 @@ export async function main(args: string[]): Promise<number> {
     fail(`${error.message}: see port-reserve --help`);
     return 2;
   }
-  if (options.help || options.version) {
-    print(options.help ? HELP : VERSION);
-    return 0;
+  const { hostname, port, count, json, command, help, version } = options;
+  // Asked before reserving anything, which would be lost.
+  if ((help || version || !command) && await stdoutClosed()) {
+    fail("Cannot write to stdout as it is closed");
+    return 1;
   }
-  const { hostname, port, count, json, command } = options;
+  if (help || version) return await print(help ? HELP : VERSION);
   // Asked before reserving anything: without it there is nothing to run.
   const denied = command && runDenied(command[0]);
   if (denied) {
@@ -109,9 +115,8 @@ export async function main(args: string[]): Promise<number> {
     return error instanceof RangeError || error instanceof TypeError ? 2 : 1;
   }
   if (!command) {
-    if (json) print(JSON.stringify({ hostname, ports }));
-    else if (ports.length > 0) print(ports.join("\n"));
-    return 0;
+    if (json) return await print(JSON.stringify({ hostname, ports }));
+    return ports.length > 0 ? await print(ports.join("\n")) : 0;
   }
   const [program, ...rest] = command;
   const first = String(ports[0]);
@@ -143,6 +148,9 @@ interface Options {
 
 class UsageError extends Error {}
 
+/** The options that take no value: `--json=false` is bad usage, not `--json`. */
+const TAKES_NO_VALUE = ["--", "--help", "--version", "--json"];
+
 function parse(args: string[]): Options {
   const options: Options = {
     hostname: "127.0.0.1",
@@ -168,6 +176,11 @@ function parse(args: string[]): Options {
       if (i + 1 >= args.length) throw new UsageError(`${flag} needs a value`);
       return args[++i];
     };
+    if (inline !== undefined && TAKES_NO_VALUE.includes(flag)) {
+      throw new UsageError(
+        `${flag} takes no value: current value is ${JSON.stringify(inline)}`,
+      );
+    }
     if (flag === "--") {
       options.command = args.slice(i + 1);
       if (options.command.length === 0) {
@@ -186,6 +199,11 @@ function parse(args: string[]): Options {
           `--env must name an environment variable: current value is ${
             JSON.stringify(options.env)
           }`,
+        );
+      }
+      if (options.env === "PORTS") {
+        throw new UsageError(
+          "--env cannot be PORTS, which holds all the ports",
         );
       }
     } else if (flag.startsWith("-") && flag !== "-") {
@@ -225,9 +243,27 @@ function integer(text: string, max: number, name: string): number {
 }
 
 // The command line's only output: results on stdout, errors on stderr.
-function print(text: string): void {
-  // deno-lint-ignore no-console
-  console.log(text);
+
+/** Prints `text` and a newline on stdout: 0, or 1 after an error line. */
+async function print(text: string): Promise<number> {
+  const { Deno, Bun } = globalThis as unknown as Entry;
+  try {
+    // Not console.log, which says nothing of a failed write on Bun, nor of a
+    // broken pipe on Deno.
+    if (Deno) {
+      const bytes = new TextEncoder().encode(`${text}\n`);
+      let written = 0;
+      while (written < bytes.length) {
+        written += Deno.stdout.writeSync(bytes.subarray(written));
+      }
+    } else if (Bun) await Bun.write(Bun.stdout, `${text}\n`);
+    // deno-lint-ignore no-console
+    else console.log(text);
+    return 0;
+  } catch (error) {
+    fail(`Cannot write to stdout: ${(error as Error).message}`);
+    return 1;
+  }
 }
 
 function fail(message: string): void {
@@ -235,39 +271,105 @@ function fail(message: string): void {
   console.error(`port-reserve: ${message}`);
 }
 
-interface DenoChild {
-  status: Promise<{ code: number; signal: string | null }>;
-  kill(signal: string): void;
-}
-interface Entry {
-  Deno?: {
-    args: string[];
-    exit(code: number): never;
-    permissions: {
-      querySync(descriptor: { name: "run"; command: string }): {
-        state: string;
-      };
-    };
-    Command: new (command: string, options: {
-      args: string[];
-      env: Record<string, string>;
-      stdin: "inherit";
-      stdout: "inherit";
-      stderr: "inherit";
-    }) => { spawn(): DenoChild };
-    addSignalListener(signal: string, handler: () => unknown): void;
-    removeSignalListener(signal: string, handler: () => unknown): void;
-  };
-  process: {
-    argv: string[];
-    env: Record<string, string | undefined>;
-    exit(code: number): never;
-    on(signal: string, handler: () => unknown): void;
-    off(signal: string, handler: () => unknown): void;
-  };
+/**
+ * Whether stdout was closed (`>&-`), on Bun. Deno, Bun and Node open /dev/null
+ * on a closed fd 1 before any script runs, so that writes to it succeed. Bun
+ * opens it close-on-exec, which no inherited stdout can be: that tells, on
+ * Linux. Deno's is read-write /dev/null, the same as Python's
+ * subprocess.DEVNULL and Node's stdio "ignore" give: Deno cannot tell.
+ */
+async function stdoutClosed(): Promise<boolean> {
+  const { Bun } = globalThis as unknown as Entry;
+  if (!Bun) return false;
+  try {
+    const fdinfo = await Bun.file("/proc/self/fdinfo/1").text();
+    // Octal; O_CLOEXEC is 02000000 on x86 and Arm.
+    const flags = parseInt(/^flags:\s*([0-7]+)/m.exec(fdinfo)?.[1] ?? "0", 8);
+    return (flags & 0o2000000) !== 0;
+  } catch {
+    return false; // not Linux
+  }
 }
 
-const SIGNALS = { SIGINT: 2, SIGTERM: 15 } as const;
+/**
+ * Whether Deno may read `path` without asking: it must never prompt. Granted,
+ * it may still not read /proc/self: that takes -A, and then reading throws.
+ */
+function mayRead(deno: DenoRuntime, path: string): boolean {
+  return deno.permissions.querySync({ name: "read", path }).state === "granted";
+}
+
+/** The signals passed on to the command. */
+const SIGNALS = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"] as const;
+type Signal = typeof SIGNALS[number];
+
+interface BunFile {
+  text(): Promise<string>;
+}
+interface NodeProcess {
+  argv: string[];
+  env: Record<string, string | undefined>;
+  exit(code: number): never;
+  on(signal: Signal, handler: () => void): void;
+  off(signal: Signal, handler: () => void): void;
+}
+interface DenoRuntime {
+  args: string[];
+  exit(code: number): never;
+  stdin: { isTerminal(): boolean };
+  stdout: { isTerminal(): boolean; writeSync(data: Uint8Array): number };
+  stderr: { isTerminal(): boolean };
+  permissions: {
+    querySync(
+      descriptor: { name: "run"; command: string } | {
+        name: "read";
+        path: string;
+      },
+    ): { state: string };
+  };
+  readTextFileSync(path: string): string;
+  Command: new (command: string, options: {
+    args: string[];
+    env: Record<string, string>;
+    stdin: "inherit";
+    stdout: "inherit";
+    stderr: "inherit";
+  }) => {
+    spawn(): {
+      status: Promise<{ code: number }>;
+      kill(signal: Signal): void;
+    };
+  };
+  addSignalListener(signal: Signal, handler: () => void): void;
+  removeSignalListener(signal: Signal, handler: () => void): void;
+}
+interface Entry {
+  Deno?: DenoRuntime;
+  Bun?: {
+    stdout: BunFile;
+    file(path: string): BunFile;
+    write(destination: BunFile, data: string): Promise<number>;
+  };
+  process: NodeProcess;
+}
+
+/** A running command; its status is 128 + n if signal n ended it. */
+interface Child {
+  kill(signal: Signal): unknown;
+  status: Promise<number>;
+}
+
+/** What exec mode needs of the runtime, chosen once. */
+interface Host {
+  listen(signal: Signal, handler: () => void): void;
+  unlisten(signal: Signal, handler: () => void): void;
+  /** Starts the command; throws, or its status rejects, if it cannot. */
+  spawn(program: string, args: string[], env: Record<string, string>): Child;
+  /** /proc/self/stat, or undefined where it cannot be read. */
+  procStat(): string | undefined;
+  /** Whether stdin, stdout or stderr is a terminal. */
+  onTerminal(): boolean;
+}
 
 /** Why Deno may not run `program`, or undefined if it may (or not Deno). */
 function runDenied(program: string): string | undefined {
@@ -284,60 +386,124 @@ async function execute(
   args: string[],
   env: Record<string, string>,
 ): Promise<number> {
-  const { Deno } = globalThis as unknown as Entry;
+  const scope = globalThis as unknown as Entry;
   // `process` only without Deno: on Deno it loads the Node layer.
-  const process = Deno ? undefined : (globalThis as unknown as Entry).process;
-  let child: { kill(signal: keyof typeof SIGNALS): unknown } | undefined;
-  const names = Object.keys(SIGNALS) as (keyof typeof SIGNALS)[];
-  const handlers = names.map((signal) => {
-    return [signal, (): unknown => child?.kill(signal)] as const;
+  const host = scope.Deno
+    ? denoHost(scope.Deno)
+    : await nodeHost(scope.process);
+  let child: Child | undefined;
+  const handlers = SIGNALS.map((signal) => {
+    const handler = (): void => {
+      if (fromTerminal(host, signal)) return; // the command has it too
+      try {
+        child?.kill(signal);
+      } catch {
+        // It has just ended.
+      }
+    };
+    return [signal, handler] as const;
   });
   // Listen before spawning: a signal ignored here (as in a script's background
   // job) would otherwise stay ignored in the command, which sh cannot trap.
-  for (const [signal, handler] of handlers) {
-    if (Deno) Deno.addSignalListener(signal, handler);
-    else process!.on(signal, handler);
-  }
+  for (const [signal, handler] of handlers) host.listen(signal, handler);
   try {
-    if (Deno) {
-      const spawned = new Deno.Command(program, {
+    child = host.spawn(program, args, env);
+    return await child.status;
+  } finally {
+    for (const [signal, handler] of handlers) host.unlisten(signal, handler);
+  }
+}
+
+/**
+ * Whether a terminal sent `signal` to our whole process group, the command
+ * included, as it sends SIGINT (Ctrl-C) and SIGQUIT (Ctrl-\) to its foreground
+ * group: then passing it on would give the command a second one. It is so
+ * when our group is the terminal's foreground group, from fields 5 (pgrp) and
+ * 8 (tpgid) of /proc/self/stat; where that cannot be read (Deno without -A,
+ * not Linux), when stdin, stdout or stderr is a terminal. SIGHUP is always
+ * passed on: after a hangup we have no terminal left to tell, and a session
+ * leader (as under `ssh -t host port-reserve ...`) is the only one to get it.
+ */
+function fromTerminal(host: Host, signal: Signal): boolean {
+  if (signal !== "SIGINT" && signal !== "SIGQUIT") return false;
+  const stat = host.procStat();
+  if (stat === undefined) return host.onTerminal();
+  // "pid (comm) state ppid pgrp session tty_nr tpgid ...": comm may hold
+  // spaces and parentheses.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return fields[2] === fields[5];
+}
+
+function denoHost(deno: DenoRuntime): Host {
+  const proc = "/proc/self/stat";
+  const readable = mayRead(deno, proc);
+  return {
+    listen: (signal, handler) => deno.addSignalListener(signal, handler),
+    unlisten: (signal, handler) => deno.removeSignalListener(signal, handler),
+    spawn(program, args, env): Child {
+      const child = new deno.Command(program, {
         args,
         env,
         stdin: "inherit",
         stdout: "inherit",
         stderr: "inherit",
       }).spawn();
-      child = spawned;
-      const { code, signal } = await spawned.status;
-      return signal ? 128 + signalNumber(signal) : code;
-    }
-    // Bun and Node: loaded only in exec mode.
-    const { spawn } = await import("node:child_process");
-    const spawned = spawn(program, args, {
-      env: { ...process!.env, ...env },
-      stdio: "inherit",
-    });
-    child = spawned;
-    return await new Promise<number>((resolve, reject) => {
-      spawned.once("error", reject);
-      spawned.once("exit", (code, signal) => {
-        resolve(signal ? 128 + signalNumber(signal) : code ?? 1);
+      // Deno's code is already 128 + n for a command that signal n ended.
+      const status = child.status.then(({ code }) => code);
+      return { kill: (signal) => child.kill(signal), status };
+    },
+    procStat(): string | undefined {
+      try {
+        return readable ? deno.readTextFileSync(proc) : undefined;
+      } catch {
+        return undefined; // not Linux, or not -A
+      }
+    },
+    onTerminal: () =>
+      [deno.stdin, deno.stdout, deno.stderr].some((s) => s.isTerminal()),
+  };
+}
+
+/** Bun and Node: their node: modules are loaded only in exec mode. */
+async function nodeHost(process: NodeProcess): Promise<Host> {
+  const [{ spawn }, { readFileSync }, { constants }, { isatty }] = await Promise
+    .all([
+      import("node:child_process"),
+      import("node:fs"),
+      import("node:os"),
+      import("node:tty"),
+    ]);
+  return {
+    listen: (signal, handler) => process.on(signal, handler),
+    unlisten: (signal, handler) => process.off(signal, handler),
+    spawn(program, args, env): Child {
+      const child = spawn(program, args, {
+        env: { ...process.env, ...env },
+        stdio: "inherit",
       });
-    });
-  } finally {
-    for (const [signal, handler] of handlers) {
-      if (Deno) Deno.removeSignalListener(signal, handler);
-      else process!.off(signal, handler);
-    }
-  }
+      const status = new Promise<number>((resolve, reject) => {
+        child.once("error", reject);
+        child.once("exit", (code, signal) => {
+          resolve(signal ? 128 + constants.signals[signal] : code ?? 1);
+        });
+      });
+      return { kill: (signal) => child.kill(signal), status };
+    },
+    procStat(): string | undefined {
+      try {
+        return readFileSync("/proc/self/stat", "utf8");
+      } catch {
+        return undefined;
+      }
+    },
+    onTerminal: () => [0, 1, 2].some((fd) => isatty(fd)),
+  };
 }
 
-function signalNumber(signal: string): number {
-  const numbers: Record<string, number> = { SIGHUP: 1, SIGKILL: 9, ...SIGNALS };
-  return numbers[signal] ?? 0;
-}
-
-if (import.meta.main) {
+// bun build turns `import.meta.main` into a test that is true in Node for
+// every module, but leaves `main` read off an alias alone.
+const meta = import.meta;
+if (meta.main) {
   // `process` only where there is no Deno: on Deno it loads the Node layer.
   const scope = globalThis as unknown as Entry;
   const code = await main(scope.Deno?.args ?? scope.process.argv.slice(2));

@@ -4,9 +4,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { main } from "./cli.ts";
 import {
   assertTimeWait,
@@ -27,6 +29,22 @@ const NO_CLI = RUNTIME === "node"
   ? "the command line is for Deno and Bun; Node users import the module"
   : false;
 const DENO_ONLY = RUNTIME === "deno" ? false : "Deno permissions are Deno's";
+/** Node on PATH: under Deno and Bun, process.execPath is not Node. */
+const NODE = process.env.PATH?.split(":").map((dir) => `${dir}/node`)
+  .find((path) => existsSync(path));
+const NO_NODE = NODE ? false : "node is not on PATH";
+const BUN = RUNTIME === "bun"
+  ? process.execPath
+  : [fileURLToPath(new URL("./node_modules/.bin/bun", import.meta.url))]
+    .find((path) => existsSync(path));
+const NO_BUN = BUN ? false : "bun is not in node_modules/.bin";
+/** Deno reads /proc/self/stat only under -A, and looks at stdio otherwise. */
+const TERMINAL_FLAGS = RUNTIME === "deno"
+  ? [["-N", "--allow-run"], ["-A"]]
+  : [[]];
+const NO_SCRIPT = existsSync("/usr/bin/script") || existsSync("/bin/script")
+  ? false
+  : "script(1), which runs a command on a terminal, is missing";
 
 test("with no arguments it prints one reserved port and nothing else", {
   skip: NO_CLI,
@@ -118,38 +136,93 @@ test("--env NAME puts the first port into NAME instead of PORT", {
 test("a command killed by a signal gives 128 + its number", {
   skip: NO_CLI,
 }, async () => {
-  const result = await cli(["--", "sh", "-c", "kill -TERM $$"], [
-    "-N",
-    "--allow-run",
-  ]);
-  assert.equal(result.code, 143);
+  // Linux's numbers; `ulimit -c 0`: no core files from SEGV, ABRT and QUIT.
+  const statuses = { SEGV: 139, ABRT: 134, QUIT: 131, PIPE: 141, USR1: 138 };
+  for (const [signal, status] of Object.entries({ ...statuses, TERM: 143 })) {
+    const script = `ulimit -c 0; kill -${signal} $$`;
+    const result = await cli(["--", "sh", "-c", script], ["-N", "--allow-run"]);
+    assert.equal(result.code, status, `SIG${signal}: ${result.stderr}`);
+  }
 });
 
-test("SIGTERM and SIGINT are passed on to the command", {
-  skip: NO_CLI,
+test(
+  "HUP, INT, QUIT and TERM sent to port-reserve alone reach the command once",
+  { skip: NO_CLI, timeout: 60_000 },
+  async () => {
+    for (const signal of ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"] as const) {
+      const { command, args } = cliCommand(
+        ["--", "sh", "-c", counter(signal.slice(3))],
+        ["-N", "--allow-run"],
+      );
+      // No terminal, as for a CI runner cancelling a job: setsid(1) starts a
+      // session without one. The status comes from a shell's `wait`: after
+      // kill(), Deno's node:child_process reports the signal, not the status.
+      const wrapper = '"$@" & echo "pid=$!"; wait $!; echo "status=$?"';
+      const child = spawn("setsid", [
+        "sh",
+        "-c",
+        wrapper,
+        "sh",
+        command,
+        ...args,
+      ], {
+        stdio: ["ignore", "pipe", "inherit"],
+        env: { ...process.env, DENO_BINARY: process.execPath },
+      });
+      let output = "";
+      child.stdout!.on("data", (chunk) => output += chunk);
+      const exited = new Promise((resolve) => child.on("close", resolve));
+      await countSignals(() => output, 1, () => {
+        process.kill(Number(output.match(/pid=(\d+)/)![1]), signal);
+      });
+      await exited;
+      assert.match(output, /\ncount=1\nstatus=0\n$/, `${signal}: ${output}`);
+    }
+  },
+);
+
+test("Ctrl-C in a terminal reaches the command once", {
+  skip: NO_CLI || NO_SCRIPT,
+  timeout: 60_000,
 }, async () => {
-  for (const [signal, status] of [["SIGTERM", 42], ["SIGINT", 43]] as const) {
-    // Bounded: if the signal never arrives, it exits 99 after about 10 s.
-    const script = `trap 'exit ${status}' ${signal.slice(3)}; echo ready; ` +
-      "i=0; while [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done; exit 99";
-    const { command, args } = cliCommand(["--", "sh", "-c", script], [
-      "-N",
-      "--allow-run",
-    ]);
-    // The status comes from a shell's `wait`: after kill(), Deno's
-    // node:child_process reports the signal, not how the process exited.
-    const wrapper = '"$@" & echo "pid=$!"; wait $!; echo "status=$?"';
-    const child = spawn("sh", ["-c", wrapper, "sh", command, ...args], {
-      stdio: ["ignore", "pipe", "inherit"],
-      env: { ...process.env, DENO_BINARY: process.execPath },
-    });
+  for (const flags of TERMINAL_FLAGS) {
+    const child = inTerminal(["--", "sh", "-c", counter("INT")], flags, "pipe");
     let output = "";
     child.stdout!.on("data", (chunk) => output += chunk);
     const exited = new Promise((resolve) => child.on("close", resolve));
-    await waitFor(() => output.includes("ready"), 20_000);
-    process.kill(Number(output.match(/pid=(\d+)/)![1]), signal);
-    await exited;
-    assert.match(output, new RegExp(`status=${status}\n$`));
+    // Three times: a signal passed on can come before the command handled the
+    // terminal's, and the kernel then delivers the two as one.
+    await countSignals(() => output, 3, () => child.stdin!.write("\x03"));
+    const code = await exited;
+    child.stdin!.end();
+    assert.match(output, /count=3\r?\n/, `${flags.join(" ")}: ${output}`);
+    assert.equal(code, 0, output);
+  }
+});
+
+test("a hangup of the terminal reaches the command once", {
+  skip: NO_CLI || NO_SCRIPT,
+  timeout: 60_000,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "port-reserve-"));
+  try {
+    for (const [i, flags] of TERMINAL_FLAGS.entries()) {
+      // To a file, as the terminal is gone once it has hung up.
+      const file = join(dir, `output${i}`);
+      const script = `exec >"$0"; ${counter("HUP")}`;
+      const child = inTerminal(
+        ["--", "sh", "-c", script, file],
+        flags,
+        "ignore",
+      );
+      const output = () => existsSync(file) ? readFileSync(file, "utf8") : "";
+      // Killing script(1) closes the terminal's master side: a hangup.
+      await countSignals(output, 1, () => child.kill("SIGKILL"));
+      await waitFor(() => output().includes("count="), 10_000);
+      assert.match(output(), /\ncount=1\n$/, `${flags.join(" ")}: ${output()}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
@@ -202,6 +275,60 @@ test("bad usage exits 2 with one line on stderr naming the problem", {
     const result = await cli(args);
     assert.equal(result.code, 2, args.join(" "));
     assertOneErrorLine(result, message);
+  }
+});
+
+test("a value for a flag that takes none, or --env PORTS, is bad usage", {
+  skip: NO_CLI,
+}, async () => {
+  const cases: [string[], RegExp][] = [
+    [["--json=false"], /--json takes no value: current value is "false"/],
+    [["--version=1"], /--version takes no value: current value is "1"/],
+    [["--help=x"], /--help takes no value: current value is "x"/],
+    [["--=x", "true"], /-- takes no value: current value is "x"/],
+    [["--env", "PORTS", "--", "true"], /--env .*PORTS/],
+    [["--env=PORTS"], /--env .*PORTS/],
+  ];
+  for (const [args, message] of cases) {
+    const result = await cli(args);
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stdout}`);
+    assertOneErrorLine(result, message);
+  }
+});
+
+test("stdout that cannot be written exits 1 with one line naming it", {
+  skip: NO_CLI,
+}, async () => {
+  const cases: [string, string[], RegExp][] = [
+    [">/dev/full", [], /Cannot write to stdout: .*no space left on device/i],
+    [">/dev/full", ["--help"], /Cannot write to stdout: .*no space left/i],
+  ];
+  for (const [redirect, args, message] of cases) {
+    const result = await cliWithStdout(redirect, args);
+    assert.equal(result.code, 1, `${redirect} ${args}: ${result.stderr}`);
+    assertOneErrorLine(result, message);
+  }
+});
+
+test("on Bun a closed stdout exits 1 with one line, and /dev/null is not one", {
+  skip: NO_CLI ||
+    (RUNTIME === "bun"
+      ? false
+      : "Deno opens /dev/null on a closed stdout as Python's DEVNULL does"),
+}, async () => {
+  for (const args of [[], ["--version"]]) {
+    const result = await cliWithStdout(">&-", args);
+    assert.equal(result.code, 1, `>&- ${args}: ${result.stderr}`);
+    assertOneErrorLine(
+      result,
+      /^port-reserve: Cannot write to stdout as it is closed\n$/,
+    );
+  }
+  // Write-only as a shell opens it, read-write as Python's subprocess.DEVNULL
+  // and Node's stdio "ignore" do: the ports are reserved and thrown away.
+  for (const redirect of [">/dev/null", "1<>/dev/null"]) {
+    const result = await cliWithStdout(redirect, []);
+    assert.deepEqual(result, { code: 0, stdout: "", stderr: "" }, redirect);
   }
 });
 
@@ -266,6 +393,36 @@ test("running mod.ts as the main module starts the command line", {
   assert.equal(JSON.parse(result.stdout).ports.length, 2);
 });
 
+test("importing a bundle of mod.ts in Node runs no command line", {
+  skip: NO_CLI || NO_NODE || NO_BUN,
+}, async () => {
+  // bun build rewrites import.meta.main into a test that is true in Node.
+  const bundle = fileURLToPath(
+    new URL(`./.build/mod_bundle_${RUNTIME}.js`, import.meta.url),
+  );
+  const built = await run(
+    BUN!,
+    ["build", MOD, "--target=node", "--format=esm", `--outfile=${bundle}`],
+    30_000,
+  );
+  assert.equal(built.code, 0, built.stderr);
+  const importer =
+    `await import(${
+      JSON.stringify(pathToFileURL(bundle).href)
+    }); console.log("imported"); ` +
+    'setTimeout(() => console.log("still running"), 300);';
+  const result = await run(
+    NODE!,
+    ["--input-type=module", "-e", importer],
+    30_000,
+  );
+  assert.deepEqual(result, {
+    code: 0,
+    stdout: "imported\nstill running\n",
+    stderr: "",
+  });
+});
+
 test("Bun drops a leading --, so -- -- COMMAND runs COMMAND there", {
   skip: RUNTIME === "bun" ? false : "only Bun drops it",
 }, async () => {
@@ -277,16 +434,31 @@ test("Bun drops a leading --, so -- -- COMMAND runs COMMAND there", {
 });
 
 test("main() returns the status without exiting, for use in scripts", async () => {
-  // main() prints through console: capture it for the length of the test.
-  const { log, error } = console;
+  // main() prints its results by Deno.stdout.writeSync on Deno and Bun.write
+  // on Bun, and errors by console.error: capture them for the test's length.
   const printed: string[] = [];
   const capture = (line: string): number => printed.push(line);
-  Object.assign(console, { log: capture, error: capture });
+  const { Deno, Bun } = globalThis as {
+    Deno?: { stdout: { writeSync?: (data: Uint8Array) => number } };
+    Bun?: { write: unknown };
+  };
+  const { error } = console;
+  const write = Bun?.write;
+  Object.assign(console, { error: capture });
+  if (Deno) {
+    Deno.stdout.writeSync = (data) => {
+      capture(new TextDecoder().decode(data).slice(0, -1));
+      return data.length;
+    };
+  }
+  if (Bun) Bun.write = (_: unknown, text: string) => capture(text.slice(0, -1));
   try {
     assert.equal(await main(["--bogus"]), 2);
     assert.equal(await main(["-n", "2"]), 0);
   } finally {
-    Object.assign(console, { log, error });
+    Object.assign(console, { error });
+    if (Deno) delete Deno.stdout.writeSync; // the prototype's again
+    if (Bun) Bun.write = write;
   }
   assert.match(printed[0], /^port-reserve: Unknown option --bogus/);
   assert.match(printed[1], /^\d+\n\d+$/);
@@ -305,9 +477,68 @@ function cliCommand(
   return runtimeCommand(CLI, bunArgs, denoFlags);
 }
 
+/**
+ * A command that counts the SIG`signal`s it gets: it prints `ready sleep=PID`,
+ * `got N` at each, and `count=N` once PID (a sleep of 10 s at most) has ended.
+ * The `wait` builtin returns at each signal, so that the trap runs at once.
+ */
+function counter(signal: string): string {
+  return `n=0; trap 'n=$((n+1)); echo "got $n"' ${signal}; ` +
+    'sleep 10 & s=$!; echo "ready sleep=$s"; ' +
+    'while kill -0 $s 2>/dev/null; do wait $s; done; echo "count=$n"';
+}
+
+/**
+ * Drives a counter() whose output so far is output(): send() a signal `rounds`
+ * times, each once the last has been counted, then end it.
+ */
+async function countSignals(
+  output: () => string,
+  rounds: number,
+  send: () => unknown,
+): Promise<void> {
+  await waitFor(() => output().includes("ready"), 20_000);
+  for (let round = 1; round <= rounds; round++) {
+    send();
+    await waitFor(() => output().includes(`got ${round}`), 10_000);
+    // A signal passed on comes a few milliseconds later: give it time.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  try {
+    process.kill(Number(output().match(/sleep=(\d+)/)?.[1]));
+  } catch {
+    // It has ended: 10 s have passed.
+  }
+}
+
+/**
+ * Runs the command line with `args` on a new terminal, by script(1), whose
+ * input is the terminal's keyboard. `exec`: port-reserve leads the terminal's
+ * session, as under `ssh -t`.
+ */
+function inTerminal(
+  args: string[],
+  denoFlags: string[],
+  stdout: "pipe" | "ignore",
+): ReturnType<typeof spawn> {
+  const { command, args: all } = cliCommand(args, denoFlags);
+  const quote = (word: string): string => `'${word.replaceAll("'", `'\\''`)}'`;
+  const line = `exec ${[command, ...all].map(quote).join(" ")}`;
+  return spawn("script", ["-qec", line, "/dev/null"], {
+    stdio: ["pipe", stdout, "inherit"],
+    env: { ...process.env, SHELL: "/bin/sh", DENO_BINARY: process.execPath },
+  });
+}
+
 function cli(args: string[], denoFlags: string[] = ["-N"]): Promise<RunResult> {
   const { command, args: all } = cliCommand(args, denoFlags);
   return run(command, all, 30_000);
+}
+
+/** Runs the command line with its stdout redirected by sh, e.g. `>&-`. */
+function cliWithStdout(redirect: string, args: string[]): Promise<RunResult> {
+  const { command, args: all } = cliCommand(args, ["-N"]);
+  return run("sh", ["-c", `"$@" ${redirect}`, "sh", command, ...all], 30_000);
 }
 
 function assertOneErrorLine(result: RunResult, message: RegExp): void {

@@ -1326,7 +1326,11 @@ interface CommandLine {
   process: { argv: string[]; exit(code: number): never };
 }
 
-if (import.meta.main) {
+// bun build turns `import.meta.main` into a test that is true in Node for
+// every module, so that importing a bundle would run the command line: it
+// leaves `main` read off an alias alone.
+const meta = import.meta;
+if (meta.main) {
   // `deno run -N jsr:@x/port-reserve` runs this module: hand over to the
   // command line, loaded only here so that importing mod.ts never loads it.
   // `process` only where there is no Deno: on Deno it loads the Node layer.
