@@ -35,8 +35,14 @@ const steps = [
   ["deno lint", deno, ["lint"]],
   ["deno check", deno, ["check", "."]],
   ["deno doc --lint", deno, ["doc", "--lint", "mod.ts", "cli.ts"]],
-  // --allow-dirty: a dry run publishes nothing, and npm may touch the tree.
-  ["deno publish --dry-run", deno, ["publish", "--dry-run", "--allow-dirty"]],
+  // `deno publish --dry-run --allow-dirty` (a dry run publishes nothing, and
+  // npm may touch the tree), then every relative link of the README must be a
+  // file of that package: JSR's package page resolves them against it.
+  [
+    "deno publish --dry-run, README links",
+    process.execPath,
+    ["scripts/check_package.mjs"],
+  ],
   ["deno test", deno, [
     "test",
     "-A",
