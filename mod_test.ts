@@ -14,6 +14,7 @@ import {
   assertTimeWait,
   closeServer,
   HAS_IPV6,
+  LINUX_ONLY,
   listen,
   namespaceSupport,
   NO_IPV6,
@@ -48,7 +49,9 @@ const CHILD = fileURLToPath(
   ),
 );
 
-test("reserve() leaves the port in TIME_WAIT on 127.0.0.1", async () => {
+test("reserve() leaves the port in TIME_WAIT on 127.0.0.1", {
+  skip: LINUX_ONLY,
+}, async () => {
   const port = await reserve();
   assert.ok(Number.isInteger(port) && port > 0 && port < 65536);
   await assertTimeWait("127.0.0.1", port);
@@ -69,7 +72,7 @@ const PYTHON = spawnSync("python3", ["--version"]).status === 0
 test(
   "Python's http.server takes a reserved port at once; a bare bind without SO_REUSEADDR cannot",
   {
-    skip: PYTHON,
+    skip: LINUX_ONLY || PYTHON,
   },
   async () => {
     const port = await reserve();
@@ -86,26 +89,36 @@ test(
   },
 );
 
-test("the kernel hands reserved ports to no port-0 listener or outgoing connection", async () => {
-  const reserved = new Set(await reserveMany(50));
-  const used = await churn(2000);
-  assert.equal(used.length, 4000);
-  assert.deepEqual(used.filter((port) => reserved.has(port)), []);
-});
+test(
+  "the kernel hands reserved ports to no port-0 listener or outgoing connection",
+  { skip: LINUX_ONLY },
+  async () => {
+    const reserved = new Set(await reserveMany(50));
+    const used = await churn(2000);
+    assert.equal(used.length, 4000);
+    assert.deepEqual(used.filter((port) => reserved.has(port)), []);
+  },
+);
 
-test("the same churn does land on ports released by the port 0 trick (control)", async () => {
-  // Shows the test above can fail: ports that are merely free get reused.
-  const released = new Set<number>();
-  for (let i = 0; i < 50; i++) {
-    const server = await listen("127.0.0.1", 0);
-    released.add(portOf(server));
-    await closeServer(server);
-  }
-  const used = await churn(2000);
-  assert.ok(used.some((port) => released.has(port)));
-});
+test(
+  "the same churn does land on ports released by the port 0 trick (control)",
+  { skip: LINUX_ONLY },
+  async () => {
+    // Shows the test above can fail: ports that are merely free get reused.
+    const released = new Set<number>();
+    for (let i = 0; i < 50; i++) {
+      const server = await listen("127.0.0.1", 0);
+      released.add(portOf(server));
+      await closeServer(server);
+    }
+    const used = await churn(2000);
+    assert.ok(used.some((port) => released.has(port)));
+  },
+);
 
-test("reserveMany() reserves distinct ports, each in TIME_WAIT", async () => {
+test("reserveMany() reserves distinct ports, each in TIME_WAIT", {
+  skip: LINUX_ONLY,
+}, async () => {
   const ports = await reserveMany(40);
   assert.equal(ports.length, 40);
   assert.equal(new Set(ports).size, 40);
@@ -123,23 +136,31 @@ test("reserveMany() gives the preferred port first and distinct ports after it",
   assert.equal(new Set(ports).size, 5);
 });
 
-test("reserve() reserves a free preferred port", async () => {
-  const server = await listen("127.0.0.1", 0);
-  const free = portOf(server);
-  await closeServer(server); // free, and not in TIME_WAIT: nothing connected
-  assert.deepEqual(states("127.0.0.1", free), []);
-  assert.equal(await reserve({ port: free }), free);
-  await assertTimeWait("127.0.0.1", free);
-});
+test(
+  "reserve() reserves a free preferred port",
+  { skip: LINUX_ONLY },
+  async () => {
+    const server = await listen("127.0.0.1", 0);
+    const free = portOf(server);
+    await closeServer(server); // free, and not in TIME_WAIT: nothing connected
+    assert.deepEqual(states("127.0.0.1", free), []);
+    assert.equal(await reserve({ port: free }), free);
+    await assertTimeWait("127.0.0.1", free);
+  },
+);
 
-test("reserve() renews a preferred port that is in TIME_WAIT", async () => {
+test("reserve() renews a preferred port that is in TIME_WAIT", {
+  skip: LINUX_ONLY,
+}, async () => {
   const port = await reserve();
   assert.equal(await reserve({ port }), port);
   await waitFor(() => states("127.0.0.1", port).length === 2);
   assert.deepEqual(states("127.0.0.1", port), ["TIME_WAIT", "TIME_WAIT"]);
 });
 
-test("reserve() reserves another port when the preferred one has a listener", async () => {
+test("reserve() reserves another port when the preferred one has a listener", {
+  skip: LINUX_ONLY,
+}, async () => {
   const server = await listen("127.0.0.1", 0);
   try {
     const taken = portOf(server);
@@ -159,11 +180,15 @@ test("reserve() on ::1 leaves the port in TIME_WAIT in /proc/net/tcp6", {
   assert.equal(await reserve({ hostname: "[::1]", port }), port);
 });
 
-test("reserve() on 0.0.0.0 reserves through 127.0.0.1 and a wildcard listener takes it", async () => {
-  const port = await reserve({ hostname: "0.0.0.0" });
-  await assertTimeWait("127.0.0.1", port);
-  await closeServer(await listen("0.0.0.0", port));
-});
+test(
+  "reserve() on 0.0.0.0 reserves through 127.0.0.1 and a wildcard listener takes it",
+  { skip: LINUX_ONLY },
+  async () => {
+    const port = await reserve({ hostname: "0.0.0.0" });
+    await assertTimeWait("127.0.0.1", port);
+    await closeServer(await listen("0.0.0.0", port));
+  },
+);
 
 test("reserve() on :: reserves through ::1 and a wildcard listener takes it", {
   skip: NO_IPV6,
@@ -200,17 +225,21 @@ test(
   },
 );
 
-test("8 processes × 200 reservations are all distinct", async () => {
-  const children = Array.from(
-    { length: 8 },
-    () => runChild(["sequential", "200"]),
-  );
-  const ports = (await Promise.all(children)).flatMap((child) =>
-    (child.json as { ports: number[] }).ports
-  );
-  assert.equal(ports.length, 1600);
-  assert.equal(new Set(ports).size, 1600);
-});
+test(
+  "8 processes × 200 reservations are all distinct",
+  { skip: LINUX_ONLY },
+  async () => {
+    const children = Array.from(
+      { length: 8 },
+      () => runChild(["sequential", "200"]),
+    );
+    const ports = (await Promise.all(children)).flatMap((child) =>
+      (child.json as { ports: number[] }).ports
+    );
+    assert.equal(ports.length, 1600);
+    assert.equal(new Set(ports).size, 1600);
+  },
+);
 
 test("reserve() rejects a port that is not an integer in 0-65535 with a RangeError", async () => {
   const cases: [unknown, string][] = [
@@ -309,7 +338,7 @@ test(
 );
 
 test("Deno without net permission never prompts, even on a terminal", {
-  skip: DENO_BACKEND ||
+  skip: DENO_BACKEND || LINUX_ONLY ||
     (!existsSync("/usr/bin/script") &&
       "script(1) from util-linux is needed to give the child a terminal"),
 }, async () => {
@@ -359,7 +388,9 @@ test(
   },
 );
 
-test("reservations and every failure path leave no file descriptor open", async () => {
+test("reservations and every failure path leave no file descriptor open", {
+  skip: LINUX_ONLY,
+}, async () => {
   // The first round may open the runtime's own descriptors (DNS, pollers).
   await everyPath();
   const before = openFds();
