@@ -74,6 +74,11 @@ const steps = [
     systemNode,
     ["scripts/check_package.mjs"],
   ],
+  // One version: deno.json's, which CHANGELOG.md must list (cli_test.ts keeps
+  // cli.ts's --version equal to it; the publish workflow checks the tag).
+  ["version and CHANGELOG.md", systemNode, ["scripts/check_release.mjs"]],
+  // The workflows cannot run here: they must parse and say what they should.
+  ["GitHub workflows", bun, ["scripts/check_workflows.mjs"]],
   ["deno test", deno, [
     "test",
     "-A",
