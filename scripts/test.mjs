@@ -79,6 +79,15 @@ const steps = [
   ["version and CHANGELOG.md", systemNode, ["scripts/check_release.mjs"]],
   // The workflows cannot run here: they must parse and say what they should.
   ["GitHub workflows", bun, ["scripts/check_workflows.mjs"]],
+  // What a new user does from a clone: `deno install -g ./cli.ts`, then run it.
+  [
+    "deno install from this checkout",
+    systemNode,
+    ["scripts/check_install.mjs"],
+    undefined,
+    {},
+    windows && "the installed command is a .cmd on Windows: not checked there",
+  ],
   ["deno test", deno, [
     "test",
     "-A",
