@@ -8,9 +8,16 @@
  * port-reserve [options] [HOST] [PORT] [-- COMMAND [ARGS...]]
  * ```
  *
- * Install it with `deno install -g -N -n port-reserve jsr:@x/port-reserve/cli`,
- * or run it as `deno run -N jsr:@x/port-reserve`. `port-reserve --help` lists
- * the options.
+ * Install it as a command with Deno (add `--allow-run` to the install for
+ * `-- COMMAND`), or run it without installing:
+ *
+ * ```sh
+ * deno install -g -N -n port-reserve jsr:@x/port-reserve/cli
+ * port-reserve --count 2
+ * deno run -N jsr:@x/port-reserve --count 2
+ * ```
+ *
+ * `port-reserve --help` lists the options.
  *
  * @example Reserve three ports as JSON, from a script
  * ```ts

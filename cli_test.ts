@@ -1,6 +1,7 @@
 // Copyright 2026 the @x/port-reserve authors. MIT license.
 // The command line, spawned as users run it: `deno run -N cli.ts` under
-// `deno test`, `bun cli.ts` under `bun test`. Runs unchanged on both.
+// `deno test`, `bun cli.ts` under `bun test`, `node cli.ts` on Node 24. Runs
+// unchanged on all three.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -13,7 +14,9 @@ import { main } from "./cli.ts";
 import {
   assertTimeWait,
   closeServer,
+  LINUX_ONLY,
   listen,
+  NO_CLI,
   NO_IPV6,
   portOf,
   run,
@@ -25,9 +28,6 @@ import {
 
 const CLI = fileURLToPath(new URL("./cli.ts", import.meta.url));
 const MOD = fileURLToPath(new URL("./mod.ts", import.meta.url));
-const NO_CLI = RUNTIME === "node"
-  ? "the command line is for Deno and Bun; Node users import the module"
-  : false;
 const DENO_ONLY = RUNTIME === "deno" ? false : "Deno permissions are Deno's";
 /** Node on PATH: under Deno and Bun, process.execPath is not Node. */
 const NODE = process.env.PATH?.split(":").map((dir) => `${dir}/node`)
@@ -47,7 +47,7 @@ const NO_SCRIPT = existsSync("/usr/bin/script") || existsSync("/bin/script")
   : "script(1), which runs a command on a terminal, is missing";
 
 test("with no arguments it prints one reserved port and nothing else", {
-  skip: NO_CLI,
+  skip: NO_CLI || LINUX_ONLY,
 }, async () => {
   const result = await cli([]);
   assert.deepEqual([result.code, result.stderr], [0, ""]);
@@ -77,7 +77,7 @@ test(
 );
 
 test("--count N prints N distinct reserved ports, one per line", {
-  skip: NO_CLI,
+  skip: NO_CLI || LINUX_ONLY,
 }, async () => {
   for (const args of [["--count", "3"], ["-n", "3"], ["-n3"], ["--count=3"]]) {
     const result = await cli(args);
@@ -90,7 +90,7 @@ test("--count N prints N distinct reserved ports, one per line", {
 });
 
 test("--json prints one line with the hostname and an array of ports", {
-  skip: NO_CLI,
+  skip: NO_CLI || LINUX_ONLY,
 }, async () => {
   const one = await cli(["--json"]);
   assert.equal(one.code, 0);
@@ -105,7 +105,7 @@ test("--json prints one line with the hostname and an array of ports", {
 test(
   "-- COMMAND runs it with PORT, PORTS and {port}, and its exit status is ours",
   {
-    skip: NO_CLI,
+    skip: NO_CLI || LINUX_ONLY,
   },
   async () => {
     const script = 'echo "$PORT|$PORTS|$1"; exit 7';

@@ -14,6 +14,7 @@ import {
   assertTimeWait,
   closeServer,
   HAS_IPV6,
+  LINUX_ONLY,
   listen,
   namespaceSupport,
   NO_IPV6,
@@ -44,15 +45,18 @@ const NFT = NAMESPACE ||
     : "nft (Debian's nftables) is missing: npm test installs it when run as root");
 /** A bound for tests that spawn processes: Bun's default is 5 s. */
 const SLOW = 120_000;
-// Node runs a JavaScript build of this file and of the child (scripts/).
+// Node 20 runs a JavaScript build of this file and of the child (scripts/);
+// everything else runs the sources.
 const CHILD = fileURLToPath(
   new URL(
-    `./testdata/child.${RUNTIME === "node" ? "js" : "ts"}`,
+    `./testdata/child.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`,
     import.meta.url,
   ),
 );
 
-test("reserve() leaves the port in TIME_WAIT on 127.0.0.1", async () => {
+test("reserve() leaves the port in TIME_WAIT on 127.0.0.1", {
+  skip: LINUX_ONLY,
+}, async () => {
   const port = await reserve();
   assert.ok(Number.isInteger(port) && port > 0 && port < 65536);
   await assertTimeWait("127.0.0.1", port);
@@ -74,7 +78,7 @@ test(
   "Python's http.server takes a reserved port at once; a bare bind without SO_REUSEADDR cannot",
   {
     timeout: SLOW,
-    skip: PYTHON,
+    skip: LINUX_ONLY || PYTHON,
   },
   async () => {
     const port = await reserve();
@@ -93,7 +97,7 @@ test(
 
 test(
   "the kernel hands reserved ports to no port-0 listener or outgoing connection",
-  { timeout: SLOW },
+  { timeout: SLOW, skip: LINUX_ONLY },
   async () => {
     const reserved = new Set(await reserveMany(50));
     const used = await churn(2000);
@@ -104,7 +108,7 @@ test(
 
 test(
   "the same churn does land on ports released by the port 0 trick (control)",
-  { timeout: SLOW },
+  { timeout: SLOW, skip: LINUX_ONLY },
   async () => {
     // Shows the test above can fail: ports that are merely free get reused.
     const released = new Set<number>();
@@ -118,7 +122,9 @@ test(
   },
 );
 
-test("reserveMany() reserves distinct ports, each in TIME_WAIT", async () => {
+test("reserveMany() reserves distinct ports, each in TIME_WAIT", {
+  skip: LINUX_ONLY,
+}, async () => {
   const ports = await reserveMany(40);
   assert.equal(ports.length, 40);
   assert.equal(new Set(ports).size, 40);
@@ -136,23 +142,31 @@ test("reserveMany() gives the preferred port first and distinct ports after it",
   assert.equal(new Set(ports).size, 5);
 });
 
-test("reserve() reserves a free preferred port", async () => {
-  const server = await listen("127.0.0.1", 0);
-  const free = portOf(server);
-  await closeServer(server); // free, and not in TIME_WAIT: nothing connected
-  assert.deepEqual(states("127.0.0.1", free), []);
-  assert.equal(await reserve({ port: free }), free);
-  await assertTimeWait("127.0.0.1", free);
-});
+test(
+  "reserve() reserves a free preferred port",
+  { skip: LINUX_ONLY },
+  async () => {
+    const server = await listen("127.0.0.1", 0);
+    const free = portOf(server);
+    await closeServer(server); // free, and not in TIME_WAIT: nothing connected
+    assert.deepEqual(states("127.0.0.1", free), []);
+    assert.equal(await reserve({ port: free }), free);
+    await assertTimeWait("127.0.0.1", free);
+  },
+);
 
-test("reserve() renews a preferred port that is in TIME_WAIT", async () => {
+test("reserve() renews a preferred port that is in TIME_WAIT", {
+  skip: LINUX_ONLY,
+}, async () => {
   const port = await reserve();
   assert.equal(await reserve({ port }), port);
   await waitFor(() => states("127.0.0.1", port).length === 2);
   assert.deepEqual(states("127.0.0.1", port), ["TIME_WAIT", "TIME_WAIT"]);
 });
 
-test("reserve() reserves another port when the preferred one has a listener", async () => {
+test("reserve() reserves another port when the preferred one has a listener", {
+  skip: LINUX_ONLY,
+}, async () => {
   const server = await listen("127.0.0.1", 0);
   try {
     const taken = portOf(server);
@@ -208,7 +222,7 @@ test(
 
 test(
   "8 processes × 200 reservations are all distinct",
-  { timeout: SLOW },
+  { timeout: SLOW, skip: LINUX_ONLY },
   async () => {
     const children = Array.from(
       { length: 8 },
@@ -330,7 +344,7 @@ test(
 
 test("Deno without net permission never prompts, even on a terminal", {
   timeout: SLOW,
-  skip: DENO_BACKEND ||
+  skip: LINUX_ONLY || DENO_BACKEND ||
     (!existsSync("/usr/bin/script") &&
       "script(1) from util-linux is needed to give the child a terminal"),
 }, async () => {
@@ -476,9 +490,6 @@ test("messages show arrays, bigints and objects as what they are, and unknown op
   });
 });
 
-const DESCRIPTORS = process.platform === "linux"
-  ? false
-  : "counts descriptors in /proc/self/fd";
 const DENO_NODE_LAYER_EMFILE = RUNTIME === "deno" && BACKEND === "node"
   ? "Deno 2.9.6's Node layer panics when descriptors run out (ext/signals/lib.rs), before our code runs"
   : false;
@@ -487,7 +498,7 @@ test(
   "with descriptors running out at each step, reserve() says 'too many open files' and leaves nothing open",
   {
     timeout: SLOW,
-    skip: DESCRIPTORS || DENO_NODE_LAYER_EMFILE,
+    skip: LINUX_ONLY || DENO_NODE_LAYER_EMFILE,
   },
   async () => {
     // 0 left: the listen fails; 1: the connect; 2: the accept (Bun says nothing
@@ -853,7 +864,9 @@ test(
   },
 );
 
-test("reservations and every failure path leave no file descriptor open", async () => {
+test("reservations and every failure path leave no file descriptor open", {
+  skip: LINUX_ONLY,
+}, async () => {
   // The first round may open the runtime's own descriptors (DNS, pollers).
   await everyPath();
   const before = openFds();

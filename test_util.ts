@@ -16,14 +16,42 @@ export const RUNTIME = "Deno" in globalThis
 
 export { useBackend } from "./testdata/hooks.ts";
 
+/**
+ * Whether the tests run from the TypeScript sources (Deno, Bun, Node 22.18+
+ * and 24, which strip types) rather than from Node 20's JavaScript build in
+ * .build/ (scripts/test.mjs), where this module is bundled into a .js file.
+ */
+const FROM_SOURCE = import.meta.url.endsWith(".ts");
+
+/**
+ * false on Linux, else the reason to skip a test that reads /proc (socket
+ * states, open descriptors) or checks how Linux's port allocators treat
+ * TIME_WAIT. The README's development section says how each of those claims
+ * would be checked on macOS and Windows.
+ */
+export const LINUX_ONLY = process.platform === "linux"
+  ? false
+  : `reads /proc or checks Linux's TCP port allocation; ${process.platform} is not Linux`;
+
+/**
+ * false where the command line can be spawned as users run it, else the
+ * reason to skip: Node 20 has no type stripping and runs a JavaScript build of
+ * the tests, while the command line is cli.ts itself; on Windows the tests
+ * start it through sh.
+ */
+export const NO_CLI = !FROM_SOURCE
+  ? "Node 20 runs a JavaScript build of the tests; the command line is cli.ts, run on Deno, Bun and Node 24"
+  : process.platform === "win32"
+  ? "these tests start the command line through sh, which Windows lacks"
+  : false;
+
 /** Whether ::1 is configured here, and the reason to skip where it is not. */
 export const HAS_IPV6 = existsSync("/proc/net/if_inet6") &&
   readFileSync("/proc/net/if_inet6", "utf8").includes(
     "00000000000000000000000000000001",
   );
-export const NO_IPV6 = HAS_IPV6
-  ? false
-  : "::1 is not configured on this machine";
+export const NO_IPV6 = LINUX_ONLY ||
+  (HAS_IPV6 ? false : "::1 is not configured on this machine");
 
 /** The states of sockets whose local address is address:port, from /proc. */
 export function states(address: string, port: number): string[] {

@@ -7,10 +7,25 @@ import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const bin = (name) => `${root}node_modules/.bin/${name}`;
+const windows = process.platform === "win32";
+const bin = (name) =>
+  windows
+    ? `${root}node_modules\\.bin\\${name}.cmd`
+    : `${root}node_modules/.bin/${name}`;
 const deno = bin("deno");
-
 const bun = bin("bun");
+// Two Nodes, each called by its path. Inside npm scripts the pinned Node 24
+// (the `node` devDependency) is first on PATH, so `npm test` runs this file on
+// it; npm itself runs on the system Node, which npm names in
+// npm_node_execpath. That one (Node 20 in CI) runs the JavaScript build.
+const node24 = bin("node");
+const systemNode = process.env.npm_node_execpath || process.execPath;
+const nodeVersion = (node) =>
+  spawnSync(node, ["--version"], { encoding: "utf8", shell: windows })
+    .stdout?.trim() || "missing";
+const systemVersion = nodeVersion(systemNode);
+const node24Version = nodeVersion(node24);
+
 const nodeBackend = { PORT_RESERVE_BACKEND: "node" };
 const build = (entry, out) => [
   "build",
@@ -19,24 +34,60 @@ const build = (entry, out) => [
   "--format=esm",
   `--outfile=.build/${out}`,
 ];
+// The stress steps run in a network namespace (bench/in_namespace.sh).
+const notLinux = process.platform === "linux"
+  ? false
+  : `network namespaces are Linux's, not ${process.platform}'s`;
 
 /** A small stress run (bench/stress.ts) in a fresh network namespace. */
-const stress = (runtime, method, expect) => [
-  "bench/in_namespace.sh",
-  ...(runtime === "deno" ? ["deno", "run", "-A"] : ["bun"]),
-  "bench/stress.ts",
-  ...["--method", method, "--expect", expect],
-  ...["--processes", "4", "--per-process", "250"],
+const stress = (label, runtime, method, expect) => [
+  label,
+  "sh",
+  [
+    "bench/in_namespace.sh",
+    ...(runtime === "deno" ? ["deno", "run", "-A"] : ["bun"]),
+    "bench/stress.ts",
+    ...["--method", method, "--expect", expect],
+    ...["--processes", "4", "--per-process", "250"],
+  ],
+  undefined,
+  {},
+  notLinux,
 ];
 
-/** [label, command, args, summary parser (none for a gate), extra env] */
+/**
+ * [label, command, args, summary parser (none for a gate), extra env,
+ * reason to skip]
+ */
 const steps = [
   ["deno fmt", deno, ["fmt", "--check"]],
   ["deno lint", deno, ["lint"]],
+  // deno.json's compilerOptions make this check refuse what Node 24 cannot
+  // strip: enums, namespaces, parameter properties, untyped type imports.
   ["deno check", deno, ["check", "."]],
   ["deno doc --lint", deno, ["doc", "--lint", "mod.ts", "cli.ts"]],
-  // --allow-dirty: a dry run publishes nothing, and npm may touch the tree.
-  ["deno publish --dry-run", deno, ["publish", "--dry-run", "--allow-dirty"]],
+  // `deno publish --dry-run --allow-dirty` (a dry run publishes nothing, and
+  // npm may touch the tree), then every relative link of the README must be a
+  // file of that package: JSR's package page resolves them against it.
+  [
+    "deno publish --dry-run, README links",
+    systemNode,
+    ["scripts/check_package.mjs"],
+  ],
+  // One version: deno.json's, which CHANGELOG.md must list (cli_test.ts keeps
+  // cli.ts's --version equal to it; the publish workflow checks the tag).
+  ["version and CHANGELOG.md", systemNode, ["scripts/check_release.mjs"]],
+  // The workflows cannot run here: they must parse and say what they should.
+  ["GitHub workflows", bun, ["scripts/check_workflows.mjs"]],
+  // What a new user does from a clone: `deno install -g ./cli.ts`, then run it.
+  [
+    "deno install from this checkout",
+    systemNode,
+    ["scripts/check_install.mjs"],
+    undefined,
+    {},
+    windows && "the installed command is a .cmd on Windows: not checked there",
+  ],
   ["deno test", deno, [
     "test",
     "-A",
@@ -62,19 +113,44 @@ const steps = [
     bunCounts,
     nodeBackend,
   ],
+  // Node 24 runs the TypeScript as it is: no build, its own type stripping.
+  [
+    `node ${node24Version} test, TypeScript as is`,
+    node24,
+    ["--test-reporter=tap", "mod_test.ts"],
+    nodeCounts,
+  ],
+  [
+    `node ${node24Version} test, the command line`,
+    node24,
+    ["--test-reporter=tap", "cli_test.ts"],
+    nodeCounts,
+  ],
   // A small race stress test on both runtimes, and its control: the port 0
   // trick must show races, or the check could not fail.
-  ["stress, deno", "sh", stress("deno", "ours", "none")],
-  ["stress, bun", "sh", stress("bun", "ours", "none")],
-  ["stress control, port 0 trick", "sh", stress("deno", "naive", "races")],
-  // Real Node runs a JavaScript build, as JSR's npm layer serves one.
+  stress("stress, deno", "deno", "ours", "none"),
+  stress("stress, bun", "bun", "ours", "none"),
+  stress("stress control, port 0 trick", "deno", "naive", "races"),
+  // Node 20 runs a JavaScript build, as JSR's npm layer serves one.
   ["build for node", bun, build("mod_test.ts", "mod_test.js")],
+  ["build cli tests for node", bun, build("cli_test.ts", "cli_test.js")],
   [
     "build child for node",
     bun,
     build("testdata/child.ts", "testdata/child.js"),
   ],
-  ["node test", process.execPath, [".build/mod_test.js"], nodeCounts],
+  [
+    `node ${systemVersion} test, JavaScript build`,
+    systemNode,
+    [".build/mod_test.js"],
+    nodeCounts,
+  ],
+  [
+    `node ${systemVersion} test, the command line's main()`,
+    systemNode,
+    [".build/cli_test.js"],
+    nodeCounts,
+  ],
 ];
 
 // The fault tests drop packets with nftables inside private network
@@ -84,10 +160,14 @@ const toolFailures = installTools();
 
 const total = { passed: 0, failed: 0, skipped: 0 };
 const failures = [...toolFailures];
-for (const [label, command, args, parse, env = {}] of steps) {
+for (const [label, command, args, parse, env = {}, skip] of steps) {
   const shown = [command.replace(root, ""), ...args].join(" ");
   const vars = Object.entries(env).map(([key, value]) => `${key}=${value} `);
   process.stdout.write(`\n== ${label}: ${vars.join("")}${shown}\n`);
+  if (skip) {
+    process.stdout.write(`skipped: ${skip}\n`);
+    continue;
+  }
   const { code, output } = await run(command, args, env);
   if (parse) {
     const counts = parse(output);
@@ -97,6 +177,10 @@ for (const [label, command, args, parse, env = {}] of steps) {
   if (code !== 0) failures.push(`${label}: exit ${code}`);
 }
 for (const failure of failures) process.stdout.write(`FAILED ${failure}\n`);
+process.stdout.write(
+  `runtimes: deno, bun, node ${node24Version} (TypeScript as is), ` +
+    `node ${systemVersion} (JavaScript build)\n`,
+);
 process.stdout.write(
   `test: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped\n`,
 );
@@ -156,6 +240,7 @@ function run(command, args, env) {
       cwd: root,
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, NO_COLOR: "1", ...env },
+      shell: windows,
     });
     let output = "";
     const keep = (stream) => (chunk) => {
