@@ -34,7 +34,7 @@ import { reserveMany } from "./mod.ts";
 /** The package version, as in deno.json (a test keeps them equal). */
 const VERSION = "0.1.0";
 
-const HELP = `port-reserve ${VERSION}: TCP ports that nobody else will get
+const HELP = `port-reserve ${VERSION}: TCP ports the kernel gives to no one else
 
 Prints ports left in TCP TIME_WAIT: for about 60 s on Linux the kernel gives
 them to no other process or outgoing connection, while a server that binds
@@ -44,8 +44,10 @@ Usage:
   port-reserve [options] [HOST] [PORT] [-- COMMAND [ARGS...]]
 
 Arguments:
-  HOST                  address to reserve on (default 127.0.0.1); 0.0.0.0 or ::
-                        for all interfaces, localhost for 127.0.0.1 and ::1
+  HOST                  address to reserve on (default 127.0.0.1); localhost for
+                        127.0.0.1 and ::1; 0.0.0.0 for every IPv4 address of the
+                        interfaces, :: for every address (Deno: add
+                        --allow-sys=networkInterfaces to list them)
   PORT                  preferred port, reserved if it can be bound (default 0: any)
 
 Options:
@@ -69,7 +71,7 @@ Examples:
   PORT="$(deno run -N jsr:@x/port-reserve)"
   docker run -p "127.0.0.1:$(deno run -N jsr:@x/port-reserve):5000" registry:2
   deno run -N jsr:@x/port-reserve --count 3 --json
-  deno run -N jsr:@x/port-reserve 0.0.0.0 8080
+  deno run -N --allow-sys=networkInterfaces jsr:@x/port-reserve 0.0.0.0 8080
   deno run -N --allow-run jsr:@x/port-reserve -- python3 -m http.server {port}`;
 
 /**
