@@ -257,8 +257,8 @@ function integer(text: string, max: number, name: string): number {
 async function print(text: string): Promise<number> {
   const { Deno, Bun } = globalThis as unknown as Entry;
   try {
-    // Not console.log, which says nothing of a failed write on Bun, nor of a
-    // broken pipe on Deno.
+    // Not console.log, which says nothing of a failed write on Bun and Node,
+    // nor of a broken pipe on Deno.
     if (Deno) {
       const bytes = new TextEncoder().encode(`${text}\n`);
       let written = 0;
@@ -266,13 +266,26 @@ async function print(text: string): Promise<number> {
         written += Deno.stdout.writeSync(bytes.subarray(written));
       }
     } else if (Bun) await Bun.write(Bun.stdout, `${text}\n`);
-    // deno-lint-ignore no-console
-    else console.log(text);
+    else await writeNode((globalThis as unknown as Entry).process, text);
     return 0;
   } catch (error) {
     fail(`Cannot write to stdout: ${(error as Error).message}`);
     return 1;
   }
+}
+
+/** Node reports a failed write to its callback, and as an "error" event. */
+function writeNode(process: NodeProcess, text: string): Promise<void> {
+  const { stdout } = process;
+  return new Promise((resolve, reject) => {
+    // On a failure the event follows the callback, and takes the listener.
+    stdout.once("error", reject);
+    stdout.write(`${text}\n`, (error) => {
+      if (error) return reject(error);
+      stdout.off("error", reject);
+      resolve();
+    });
+  });
 }
 
 function fail(message: string): void {
@@ -321,6 +334,11 @@ interface NodeProcess {
   exit(code: number): never;
   on(signal: Signal, handler: () => void): void;
   off(signal: Signal, handler: () => void): void;
+  stdout: {
+    write(text: string, done: (error?: Error | null) => void): unknown;
+    once(event: "error", handler: (error: Error) => void): unknown;
+    off(event: "error", handler: (error: Error) => void): unknown;
+  };
 }
 interface DenoRuntime {
   args: string[];

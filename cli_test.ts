@@ -454,8 +454,9 @@ test("Bun drops a leading --, so -- -- COMMAND runs COMMAND there", {
 });
 
 test("main() returns the status without exiting, for use in scripts", async () => {
-  // main() prints its results by Deno.stdout.writeSync on Deno and Bun.write
-  // on Bun, and errors by console.error: capture them for the test's length.
+  // main() prints its results by Deno.stdout.writeSync on Deno, Bun.write on
+  // Bun and process.stdout.write on Node, and errors by console.error:
+  // capture them for the test's length.
   const printed: string[] = [];
   const capture = (line: string): number => printed.push(line);
   const { Deno, Bun } = globalThis as {
@@ -464,6 +465,19 @@ test("main() returns the status without exiting, for use in scripts", async () =
   };
   const { error } = console;
   const write = Bun?.write;
+  const nodeWrite = process.stdout.write;
+  if (!Deno && !Bun) {
+    // The test runner writes here too: pass on all but main()'s ports.
+    process.stdout.write = ((text: string, ...rest: unknown[]) => {
+      const done = rest[0];
+      if (typeof done !== "function" || !/^\d+(\n\d+)*\n$/.test(text)) {
+        return nodeWrite.call(process.stdout, text, ...rest as []);
+      }
+      capture(text.slice(0, -1));
+      done();
+      return true;
+    }) as typeof process.stdout.write;
+  }
   Object.assign(console, { error: capture });
   if (Deno) {
     Deno.stdout.writeSync = (data) => {
@@ -479,6 +493,7 @@ test("main() returns the status without exiting, for use in scripts", async () =
     Object.assign(console, { error });
     if (Deno) delete Deno.stdout.writeSync; // the prototype's again
     if (Bun) Bun.write = write;
+    if (!Deno && !Bun) process.stdout.write = nodeWrite;
   }
   assert.match(printed[0], /^port-reserve: Unknown option --bogus/);
   assert.match(printed[1], /^\d+\n\d+$/);
