@@ -547,33 +547,35 @@ function isPeer(accepted: Connection, client: Connection): boolean {
 }
 
 /**
- * One timer for a hand-off; a step that outlasts it fails as ETIMEDOUT, and a
- * connect still pending is aborted, as the kernel would retry it for minutes.
+ * One deadline for a hand-off: a step that outlasts it fails as ETIMEDOUT,
+ * and a connect still pending is aborted, as the kernel would retry it for
+ * minutes. AbortSignal.timeout, not setTimeout: Deno's first setTimeout costs
+ * 7-10 ms, which every start of the command line would pay. Its timer keeps
+ * Deno alive only while a listener is attached, so clear() detaches it.
  */
 class Deadline {
-  #timer: ReturnType<typeof setTimeout>;
   #step: Step = "connect";
+  #signal = AbortSignal.timeout(STEP_TIMEOUT_MS);
   #expired: Promise<never>;
-  #controller = new AbortController();
+  #onAbort!: () => void;
   constructor(address: string) {
-    let expire!: (error: StepError) => void;
-    this.#expired = new Promise((_, reject) => expire = reject);
+    this.#expired = new Promise((_, reject) => {
+      this.#onAbort = () =>
+        reject(new StepError(this.#step, "ETIMEDOUT", address));
+    });
     this.#expired.catch(ignore);
-    this.#timer = setTimeout(() => {
-      expire(new StepError(this.#step, "ETIMEDOUT", address));
-      if (this.#step === "connect") this.#controller.abort();
-    }, STEP_TIMEOUT_MS);
+    this.#signal.addEventListener("abort", this.#onAbort, { once: true });
   }
-  /** Aborts when the time is up. */
+  /** Aborts when the time is up; for the connect step alone. */
   get signal(): AbortSignal {
-    return this.#controller.signal;
+    return this.#signal;
   }
   race<T>(step: Step, promise: Promise<T>): Promise<T> {
     this.#step = step;
     return Promise.race([promise, this.#expired]);
   }
   clear(): void {
-    clearTimeout(this.#timer);
+    this.#signal.removeEventListener("abort", this.#onAbort);
   }
 }
 
@@ -1124,11 +1126,45 @@ function bunSockets(bun: BunRuntime): Sockets {
         },
       };
     },
-    // A pending Bun.connect cannot be cancelled and keeps the process alive
-    // while the kernel retries a lost SYN; Bun's node:net client can be.
+    // A pending Bun.connect cannot be cancelled (Bun's node:net client could
+    // be, but loading it costs 10 ms at every start): one that outlives the
+    // deadline is closed if it ever connects, else the kernel gives up on it.
     async connect(address, port, signal): Promise<Connection> {
-      nodeNet ??= import("node:net") as Promise<NodeNet>;
-      return nodeConnect(await nodeNet, address, port, signal);
+      let ended!: () => void;
+      let failed!: (error: StepError) => void;
+      const endOfStream = new Promise<void>((resolve, reject) => {
+        [ended, failed] = [resolve, reject];
+      });
+      endOfStream.catch(ignore);
+      let gotEnd = false;
+      function fail(error: unknown): void {
+        const code = closedCode(error);
+        failed(new StepError("end-of-stream", code, address, error));
+      }
+      const connecting = bun.connect({
+        hostname: address,
+        port,
+        socket: {
+          data: ignore,
+          end(): void {
+            gotEnd = true;
+            ended();
+          },
+          // A reset closes with an error; a close with no FIN first is one.
+          close(_, error): void {
+            if (error || !gotEnd) fail(error ?? new Error("closed early"));
+          },
+          error: (_, error) => fail(error),
+        },
+      });
+      connecting.then((late) => signal.aborted && late.end(), ignore);
+      let socket;
+      try {
+        socket = await connecting;
+      } catch (error) {
+        throw new StepError("connect", nodeCode(error), address, error);
+      }
+      return { ...bunConnection(socket), endOfStream };
     },
     descriptorsExhausted: probeDescriptors,
   };
@@ -1255,8 +1291,6 @@ function nodeSockets(net: NodeNet): Sockets {
   };
 }
 
-let nodeNet: Promise<NodeNet> | undefined;
-
 function nodeConnect(
   net: NodeNet,
   address: string,
@@ -1267,7 +1301,8 @@ function nodeConnect(
     // Half-open allowed: Node would close the socket itself on the FIN, and
     // its descriptor must stay ours until the hand-off closes it.
     const socket = net.connect({ host: address, port, allowHalfOpen: true });
-    signal.addEventListener("abort", () => socket.destroy(), { once: true });
+    const abort = (): unknown => socket.destroy();
+    signal.addEventListener("abort", abort, { once: true });
     let connection: Connection | undefined;
     let gotEnd = false;
     let ended!: () => void;
@@ -1277,6 +1312,7 @@ function nodeConnect(
     });
     endOfStream.catch(ignore);
     socket.on("error", (error) => {
+      signal.removeEventListener("abort", abort);
       if (!connection) {
         reject(new StepError("connect", nodeCode(error), address, error));
       } else {
@@ -1295,6 +1331,7 @@ function nodeConnect(
       }
     });
     socket.once("connect", () => {
+      signal.removeEventListener("abort", abort);
       connection = { ...nodeConnection(socket, address), endOfStream };
       resolve(connection);
     });

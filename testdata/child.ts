@@ -2,6 +2,7 @@
 // A child process for mod_test.ts, run as `RUNTIME child.ts BACKEND MODE [ARG]`,
 // BACKEND being "deno", "bun", "node" or "auto", and MODE one of:
 //   call JSON        reserve(JSON options) once
+//   fault JSON       the same, counting the TCP sockets left open, then exit
 //   many JSON        reserveMany(count, options) with {count, options, timeWaitMs}
 //   sequential N     reserve() N times, one after another
 //   loop N           reserve() N times, printing each port on a line as it comes
@@ -52,6 +53,43 @@ async function run(mode: string, arg: string): Promise<unknown> {
   }
   const { readdirSync, openSync, closeSync } = await import("node:fs");
   const fds = () => readdirSync("/proc/self/fd").length;
+  if (mode === "fault") {
+    // As call, counting the TCP sockets the process holds, and exiting at
+    // once: on Bun a connect that outlived its deadline cannot be cancelled,
+    // and would keep the process alive until the kernel gives up on it.
+    const { readlinkSync, readFileSync } = await import("node:fs");
+    const tcpSockets = () => {
+      const inodes = new Set(
+        ["/proc/net/tcp", "/proc/net/tcp6"].flatMap((file) =>
+          readFileSync(file, "utf8").split("\n").slice(1)
+            .map((line) => line.trim().split(/\s+/)[9])
+        ),
+      );
+      return readdirSync("/proc/self/fd").filter((fd) => {
+        try {
+          const inode = /^socket:\[(\d+)\]$/.exec(
+            readlinkSync(`/proc/self/fd/${fd}`),
+          )?.[1];
+          return inode !== undefined && inodes.has(inode);
+        } catch {
+          return false; // the descriptor readdir itself used
+        }
+      }).length;
+    };
+    const before = tcpSockets();
+    const start = performance.now();
+    let result: unknown;
+    try {
+      result = { port: await reserve(JSON.parse(arg)) };
+    } catch (error) {
+      result = { error: describe(error) };
+    }
+    const ms = since(start);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const report = { ...result as object, ms, tcpLeft: tcpSockets() - before };
+    process.stdout.write(JSON.stringify(report) + "\n");
+    process.exit(0);
+  }
   if (mode === "burst") {
     // The runtime opens descriptors of its own under the first load (Deno:
     // two Unix socket pairs): a first burst warms it up, the second counts.
