@@ -1,0 +1,32 @@
+# Copyright 2026 the @x/port-reserve authors. MIT license.
+# A "wait until the server is up" poller for mod_test.ts, in a process of its
+# own: 8 threads connect to 127.0.0.1:PORT every millisecond for SECONDS, then
+# it prints how many connections were accepted.
+import socket
+import sys
+import threading
+import time
+
+port, seconds = int(sys.argv[1]), float(sys.argv[2])
+stop = time.time() + seconds
+accepted = []
+
+
+def poll():
+    while time.time() < stop:
+        s = socket.socket()
+        try:
+            s.connect(("127.0.0.1", port))
+            accepted.append(1)
+        except OSError:
+            pass
+        s.close()
+        time.sleep(0.001)
+
+
+threads = [threading.Thread(target=poll) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(len(accepted))
