@@ -9,7 +9,8 @@
  * The usual "port 0 trick" (bind port 0, read the number, close) races: the
  * kernel hands the released port to the next process or outgoing connection.
  * A reservation here listens on the port, connects to it, accepts, and closes
- * the accepted side first, so the port is left in TIME_WAIT.
+ * the accepted side first, so the port is left in TIME_WAIT; it returns only
+ * once the accepted side has seen the client's close, which makes that so.
  *
  * What that protects, exactly:
  * - A TIME_WAIT socket has one local address, so a reservation covers the
@@ -20,9 +21,9 @@
  * - It stops the kernel's allocators only. Anyone who names the port and binds
  *   with `SO_REUSEADDR` gets it: that is how your server takes it, and also
  *   how another tool asking for the same fixed port would.
- * - A reservation either leaves its TIME_WAIT or fails: a reset, a stall or a
- *   step that takes longer than 2 seconds is an
- *   error, never a returned port and never a hang. On loopback each step takes
+ * - A reservation either leaves its TIME_WAIT or fails: a reset, a killed
+ *   socket or a step that takes longer than 2 seconds is an error, never a
+ *   returned port and never a hang. On loopback each step takes
  *   microseconds; one that takes 2 seconds means packets are being dropped.
  *
  * Run as a command, `deno run -N jsr:@x/port-reserve` prints one reserved port.
@@ -202,15 +203,6 @@ const MAX_IN_FLIGHT = 8;
 const LOCALHOST_ATTEMPTS = 16;
 /** Attempts at a port not already in a reserveMany batch. */
 const DISTINCT_ATTEMPTS = 16;
-/** Hand-offs redone on the same listener after a stall before giving up. */
-const HAND_OFF_ATTEMPTS = 3;
-/**
- * A hand-off whose accepted side waited longer than this, half-closed, for the
- * client's close is redone: the kernel drops an orphaned half-closed socket
- * after net.ipv4.tcp_fin_timeout, and the client's FIN is then answered with a
- * reset, leaving no TIME_WAIT.
- */
-const STALL_LIMIT_MS = 500;
 /** Linux's TCP_TIMEWAIT_LEN: how long a reservation lasts. */
 const TIME_WAIT_MS = 60_000;
 /** The options that {@linkcode ReserveOptions} has, for unknown-key errors. */
@@ -233,16 +225,32 @@ type Host =
 
 function readOptions(options: ReserveOptions, what: string): Request {
   const prefix = `Cannot reserve ${what} as`;
-  if (typeof options !== "object" || options === null) {
+  if (
+    typeof options !== "object" || options === null || Array.isArray(options)
+  ) {
     throw new TypeError(
       `${prefix} 'options' must be an object: current value is ${
         show(options)
       }`,
     );
   }
-  const unknown = Object.keys(options).find((key) =>
-    !OPTION_KEYS.includes(key)
-  );
+  // Own properties only, read once: a getter or a proxy that throws is bad
+  // input like any other, with its error as the cause.
+  let own: Record<string, unknown>;
+  try {
+    own = Object.fromEntries(
+      Reflect.ownKeys(options).map((key) => [
+        String(key),
+        Reflect.get(options, key),
+      ]),
+    );
+  } catch (error) {
+    throw new TypeError(
+      `${prefix} 'options' could not be read: ${messageOf(error)}`,
+      { cause: error },
+    );
+  }
+  const unknown = Object.keys(own).find((key) => !OPTION_KEYS.includes(key));
   if (unknown !== undefined) {
     throw new TypeError(
       `${prefix} '${unknown}' is not an option: the options are ${
@@ -250,7 +258,7 @@ function readOptions(options: ReserveOptions, what: string): Request {
       }`,
     );
   }
-  const { hostname = "127.0.0.1", port = 0 } = options;
+  const { hostname = "127.0.0.1", port = 0 } = own;
   if (typeof hostname !== "string" || hostname.trim() === "") {
     throw new TypeError(
       `${prefix} 'hostname' must be a non-empty string: current value is ${
@@ -266,7 +274,10 @@ function readOptions(options: ReserveOptions, what: string): Request {
       }`,
     );
   }
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  if (
+    typeof port !== "number" || !Number.isInteger(port) || port < 0 ||
+    port > 65535
+  ) {
     throw new RangeError(
       `${prefix} 'port' must be an integer in 0-65535: current value is ${
         show(port)
@@ -307,6 +318,13 @@ function parseHost(input: string): Host | undefined {
   return name.toLowerCase() === "localhost"
     ? { kind: "localhost" }
     : { kind: "name", name: text };
+}
+
+/** False for broadcast and multicast addresses, which no socket listens on. */
+function unicast(address: string): boolean {
+  if (address.includes(":")) return !/^ff/i.test(address);
+  const first = Number(address.split(".")[0]);
+  return address !== "255.255.255.255" && (first < 224 || first > 239);
 }
 
 function isIPv4(text: string): boolean {
@@ -396,6 +414,9 @@ async function reserveCovering(
   const covered = host.kind === "wildcard"
     ? wildcardTargets(host.address, await sockets.interfaceAddresses())
     : [];
+  if (host.kind === "address" && !unicast(host.address)) {
+    throw new StepError("listen", "EADDRNOTAVAIL", host.address);
+  }
   if (host.kind === "wildcard" && covered.length === 0) {
     throw new StepError("interfaces", "NO_ADDRESSES", host.address);
   }
@@ -472,28 +493,19 @@ function wildcardTargets(
 }
 
 /**
- * The TIME_WAIT hand-off on one address: connect to the listener, accept that
- * connection (closing foreign ones), close the accepted side first, wait for
- * the client to see end-of-stream, close the client. Redone if the accepted
- * side waited half-closed long enough to have been dropped.
+ * The TIME_WAIT hand-off on one address, each step proven: connect to the
+ * listener; accept that connection (closing foreign ones); half-close the
+ * accepted side, so it sends the first FIN; wait for the client to see it;
+ * close the client; wait for the accepted side to see the client's FIN, which
+ * puts it in TIME_WAIT; close it. A reset or a lost packet anywhere is an
+ * error. The accepted side keeps its descriptor until then, so it is never
+ * an orphan that net.ipv4.tcp_fin_timeout could drop while the process stalls.
  */
 async function handOff(
   sockets: Sockets,
   listener: Listener,
   address: string,
 ): Promise<void> {
-  for (let attempt = 1; attempt <= HAND_OFF_ATTEMPTS; attempt++) {
-    if (!(await handOffOnce(sockets, listener, address))) return;
-  }
-  throw new StepError("end-of-stream", "STALLED", address);
-}
-
-/** One hand-off; true if it stalled and cannot be trusted. */
-async function handOffOnce(
-  sockets: Sockets,
-  listener: Listener,
-  address: string,
-): Promise<boolean> {
   const deadline = new Deadline(address);
   let client: Connection | undefined;
   let accepted: Connection | undefined;
@@ -502,27 +514,17 @@ async function handOffOnce(
       "connect",
       sockets.connect(address, listener.port, deadline.signal),
     );
-    for (;;) {
-      const connection = await deadline.race("accept", listener.accept());
-      if (isPeer(connection, client)) {
-        accepted = connection;
-        break;
-      }
-      connection.close(); // a foreign client, such as a readiness poller
-    }
-    const halfClosedAt = performance.now();
-    accepted.close();
-    accepted = undefined;
+    accepted = await acceptPeer(deadline, listener, client);
+    accepted.closeWrite();
     await deadline.race("end-of-stream", client.endOfStream);
-    const stalled = performance.now() - halfClosedAt > STALL_LIMIT_MS;
     client.close();
     client = undefined;
-    return stalled;
+    await deadline.race("close", accepted.endOfStream);
   } catch (error) {
     // Out of descriptors, Bun fails to accept without a word, and reports a
     // failed connect as refused: a listener of our own cannot refuse.
     const suspect = error instanceof StepError &&
-      error.step !== "end-of-stream" &&
+      (error.step === "connect" || error.step === "accept") &&
       (error.code === "ETIMEDOUT" || error.code === "ECONNREFUSED" ||
         error.code === undefined);
     if (suspect) {
@@ -536,6 +538,30 @@ async function handOffOnce(
     deadline.clear();
     accepted?.close();
     client?.close();
+  }
+}
+
+/**
+ * Accepts until the connection from `client` arrives, closing the others: a
+ * readiness poller, another program. One that was reset while it waited in
+ * the queue is skipped too.
+ */
+async function acceptPeer(
+  deadline: Deadline,
+  listener: Listener,
+  client: Connection,
+): Promise<Connection> {
+  for (;;) {
+    let connection;
+    try {
+      connection = await deadline.race("accept", listener.accept());
+    } catch (error) {
+      const gone = error instanceof StepError && error.code === "ECONNABORTED";
+      if (gone) continue;
+      throw error;
+    }
+    if (isPeer(connection, client)) return connection;
+    connection.close();
   }
 }
 
@@ -609,7 +635,8 @@ type Step =
   | "listen"
   | "connect"
   | "accept"
-  | "end-of-stream";
+  | "end-of-stream"
+  | "close";
 
 /**
  * The codes the message table knows. Backends map their runtime's errors to
@@ -627,7 +654,7 @@ type Code =
   | "ECONNRESET"
   | "ECONNREFUSED"
   | "ETIMEDOUT"
-  | "STALLED"
+  | "ECONNABORTED"
   | "LOCALHOST_BUSY"
   | "NO_ADDRESSES"
   | "NO_PERMISSION"
@@ -708,13 +735,10 @@ const MESSAGES: Record<Code, (context: Context) => string> = {
       on(host)
     } was refused: check for firewall rules that reject loopback traffic`,
   ETIMEDOUT: ({ step, host }) =>
-    `the ${step}${
+    `the ${step === "close" ? "client's close" : step}${
       on(host)
     } took over ${STEP_TIMEOUT_MS} ms: check for firewall rules that drop loopback packets`,
-  STALLED: ({ host }) =>
-    `the hand-off${
-      on(host)
-    } stalled for over ${STALL_LIMIT_MS} ms ${HAND_OFF_ATTEMPTS} times, longer than a half-closed connection can be trusted (net.ipv4.tcp_fin_timeout): is the process being stopped or starved?`,
+  ECONNABORTED: (context) => MESSAGES.ECONNRESET(context),
   NO_ADDRESSES: ({ host }) =>
     `no network interface has an ${
       host === "::" ? "" : "IPv4 "
@@ -786,6 +810,7 @@ function ignore(): void {}
 /** A value as a message shows it: strings quoted, arrays and objects as JSON. */
 function show(value: unknown): string {
   if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "function") return "a function";
   if (typeof value === "string") return JSON.stringify(value);
   if (typeof value !== "object" || value === null) return String(value);
   try {
@@ -824,6 +849,8 @@ interface Connection {
   remotePort: number;
   /** Resolves when the peer's FIN arrives; rejects on a reset. */
   endOfStream: Promise<void>;
+  /** Sends a FIN and keeps the descriptor, so the socket is no orphan. */
+  closeWrite(): void;
   /** A graceful close (a FIN), as nothing is ever written or left unread. */
   close(): void;
 }
@@ -945,6 +972,48 @@ function lookupCode(error: unknown): Code | undefined {
   return undefined;
 }
 
+/** The runtime's errno name as a code of the message table, if it is one. */
+function knownCode(error: unknown): Code | undefined {
+  const errno = errnoOf(error);
+  // A connection reset or dropped while it waited to be accepted.
+  if (errno === "ENOTCONN") return "ECONNABORTED";
+  return errno !== undefined && errno in MESSAGES ? errno as Code : undefined;
+}
+
+/** End-of-stream of an event-driven socket: the peer's FIN, or a reset. */
+function endTracker(address: string): {
+  endOfStream: Promise<void>;
+  ended(): void;
+  closed(error?: unknown): void;
+  /** From now on a clean close counts as the peer's FIN (Bun's way). */
+  halfClosed(): void;
+} {
+  let gotEnd = false;
+  let cleanCloseIsEnd = false;
+  let resolve!: () => void;
+  let reject!: (error: StepError) => void;
+  const endOfStream = new Promise<void>((ok, fail) =>
+    [resolve, reject] = [ok, fail]
+  );
+  endOfStream.catch(ignore);
+  return {
+    endOfStream,
+    ended(): void {
+      gotEnd = true;
+      resolve();
+    },
+    // A close with an error, or with no FIN first, is a reset.
+    closed(error?: unknown): void {
+      if (!error && (gotEnd || cleanCloseIsEnd)) return resolve();
+      const cause = error ?? new Error("closed before end-of-stream");
+      reject(new StepError("end-of-stream", closedCode(cause), address, cause));
+    },
+    halfClosed(): void {
+      cleanCloseIsEnd = true;
+    },
+  };
+}
+
 function closedCode(error: unknown): Code {
   const code = errnoOf(error);
   return code === "ECONNREFUSED" ? "ECONNREFUSED" : "ECONNRESET";
@@ -958,6 +1027,7 @@ interface DenoConn {
   localAddr: DenoAddr;
   remoteAddr: DenoAddr;
   read(buffer: Uint8Array): Promise<number | null>;
+  closeWrite(): void;
   close(): void;
 }
 interface DenoRuntime {
@@ -1015,6 +1085,7 @@ function denoSockets(deno: DenoRuntime): Sockets {
       get endOfStream(): Promise<void> {
         return endOfStream ??= readToEnd();
       },
+      closeWrite: () => conn.closeWrite(),
       close: () => conn.close(),
     };
   }
@@ -1024,7 +1095,7 @@ function denoSockets(deno: DenoRuntime): Sockets {
       return "EAI_AGAIN";
     }
     if (/lookup address/i.test(message)) return "ENOTFOUND";
-    return errnoOf(error) as Code | undefined;
+    return knownCode(error);
   }
   return {
     requireNet,
@@ -1075,6 +1146,7 @@ interface BunSocket {
   remoteAddress: string;
   remotePort: number;
   end(): void;
+  shutdown(): void;
 }
 interface BunHandlers {
   open?(socket: BunSocket): void;
@@ -1101,15 +1173,34 @@ function bunSockets(bun: BunRuntime): Sockets {
     async listen(hostname, port): Promise<Listener> {
       const address = await listenAddress(hostname);
       const queue = new AcceptQueue();
+      // Each accepted socket's end-of-stream, by socket.
+      const ends = new Map<BunSocket, ReturnType<typeof endTracker>>();
       let listener;
       try {
         listener = bun.listen({
           hostname: address,
           port,
           socket: {
-            open: (socket) => queue.push(bunConnection(socket)),
+            open(socket): void {
+              const end = endTracker(address);
+              ends.set(socket, end);
+              queue.push({
+                ...bunConnection(socket, end.endOfStream),
+                // Bun closes an accepted socket at once on end(); shutdown()
+                // half-closes it, and its close then means the peer's FIN.
+                closeWrite(): void {
+                  end.halfClosed();
+                  socket.shutdown();
+                },
+              });
+            },
             data: ignore,
-            error: ignore, // a foreign client's reset
+            end: (socket) => ends.get(socket)?.ended(),
+            close(socket, error): void {
+              ends.get(socket)?.closed(error);
+              ends.delete(socket);
+            },
+            error: (socket, error) => ends.get(socket)?.closed(error),
           },
         });
       } catch (error) {
@@ -1130,31 +1221,15 @@ function bunSockets(bun: BunRuntime): Sockets {
     // be, but loading it costs 10 ms at every start): one that outlives the
     // deadline is closed if it ever connects, else the kernel gives up on it.
     async connect(address, port, signal): Promise<Connection> {
-      let ended!: () => void;
-      let failed!: (error: StepError) => void;
-      const endOfStream = new Promise<void>((resolve, reject) => {
-        [ended, failed] = [resolve, reject];
-      });
-      endOfStream.catch(ignore);
-      let gotEnd = false;
-      function fail(error: unknown): void {
-        const code = closedCode(error);
-        failed(new StepError("end-of-stream", code, address, error));
-      }
+      const end = endTracker(address);
       const connecting = bun.connect({
         hostname: address,
         port,
         socket: {
           data: ignore,
-          end(): void {
-            gotEnd = true;
-            ended();
-          },
-          // A reset closes with an error; a close with no FIN first is one.
-          close(_, error): void {
-            if (error || !gotEnd) fail(error ?? new Error("closed early"));
-          },
-          error: (_, error) => fail(error),
+          end: () => end.ended(),
+          close: (_, error) => end.closed(error),
+          error: (_, error) => end.closed(error),
         },
       });
       connecting.then((late) => signal.aborted && late.end(), ignore);
@@ -1164,19 +1239,23 @@ function bunSockets(bun: BunRuntime): Sockets {
       } catch (error) {
         throw new StepError("connect", nodeCode(error), address, error);
       }
-      return { ...bunConnection(socket), endOfStream };
+      return bunConnection(socket, end.endOfStream);
     },
     descriptorsExhausted: probeDescriptors,
   };
 }
 
-function bunConnection(socket: BunSocket): Connection {
+function bunConnection(
+  socket: BunSocket,
+  endOfStream: Promise<void>,
+): Connection {
   return {
     localAddress: socket.localAddress,
     localPort: socket.localPort,
     remoteAddress: socket.remoteAddress,
     remotePort: socket.remotePort,
-    endOfStream: Promise.resolve(),
+    endOfStream,
+    closeWrite: () => socket.end(),
     close: () => socket.end(),
   };
 }
@@ -1229,10 +1308,14 @@ interface NodeSocket {
   on(event: string, listener: (error: unknown) => void): unknown;
   once(event: string, listener: (error: unknown) => void): unknown;
   resume(): unknown;
+  end(): unknown;
   destroy(): unknown;
 }
 interface NodeNet {
-  createServer(listener: (socket: NodeSocket) => void): {
+  createServer(
+    options: { allowHalfOpen: boolean },
+    listener: (socket: NodeSocket) => void,
+  ): {
     on(event: "error", listener: (error: unknown) => void): unknown;
     once(
       event: "error" | "listening",
@@ -1255,9 +1338,10 @@ function nodeSockets(net: NodeNet): Sockets {
     async listen(hostname, port): Promise<Listener> {
       const address = await listenAddress(hostname);
       const queue = new AcceptQueue();
-      const server = net.createServer((socket) => {
-        socket.on("error", ignore); // a foreign client's reset
-        queue.push(nodeConnection(socket, socket.remoteAddress!));
+      // Half-open allowed: Node would end a socket itself on the peer's FIN.
+      const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+        const endOfStream = trackEnd(socket, socket.remoteAddress!);
+        queue.push(nodeConnection(socket, socket.remoteAddress!, endOfStream));
       });
       return new Promise((resolve, reject) => {
         function failed(error: unknown): void {
@@ -1303,56 +1387,47 @@ function nodeConnect(
     const socket = net.connect({ host: address, port, allowHalfOpen: true });
     const abort = (): unknown => socket.destroy();
     signal.addEventListener("abort", abort, { once: true });
-    let connection: Connection | undefined;
-    let gotEnd = false;
-    let ended!: () => void;
-    let failed!: (error: unknown) => void;
-    const endOfStream = new Promise<void>((resolve, reject) => {
-      [ended, failed] = [resolve, reject];
-    });
-    endOfStream.catch(ignore);
-    socket.on("error", (error) => {
+    const endOfStream = trackEnd(socket, address);
+    socket.once("error", (error) => {
       signal.removeEventListener("abort", abort);
-      if (!connection) {
-        reject(new StepError("connect", nodeCode(error), address, error));
-      } else {
-        const code = closedCode(error);
-        failed(new StepError("end-of-stream", code, address, error));
-      }
-    });
-    socket.on("end", () => {
-      gotEnd = true;
-      ended();
-    });
-    // A close with no FIN first is a reset, whatever the runtime reported.
-    socket.on("close", () => {
-      if (!gotEnd) {
-        failed(new StepError("end-of-stream", "ECONNRESET", address));
-      }
+      reject(new StepError("connect", nodeCode(error), address, error));
     });
     socket.once("connect", () => {
       signal.removeEventListener("abort", abort);
-      connection = { ...nodeConnection(socket, address), endOfStream };
-      resolve(connection);
+      resolve(nodeConnection(socket, address, endOfStream));
     });
-    socket.resume(); // flowing, so that "end" is emitted
   });
+}
+
+/** A node:net socket's end-of-stream; it reads (and drops) what arrives. */
+function trackEnd(socket: NodeSocket, address: string): Promise<void> {
+  const end = endTracker(address);
+  socket.on("end", () => end.ended());
+  socket.on("error", (error) => end.closed(error));
+  socket.on("close", () => end.closed());
+  socket.resume(); // flowing, so that "end" is emitted
+  return end.endOfStream;
 }
 
 function nodeCode(error: unknown): Code | undefined {
   const errno = errnoOf(error);
   // Deno's node:net reports EADDRNOTAVAIL as EINVAL.
   if (errno === "EINVAL") return "EADDRNOTAVAIL";
-  return lookupCode(error) ?? errno as Code | undefined;
+  return lookupCode(error) ?? knownCode(error);
 }
 
-function nodeConnection(socket: NodeSocket, address: string): Connection {
+function nodeConnection(
+  socket: NodeSocket,
+  address: string,
+  endOfStream: Promise<void>,
+): Connection {
   return {
     localAddress: socket.localAddress ?? address,
     localPort: socket.localPort ?? 0,
     remoteAddress: socket.remoteAddress ?? address,
     remotePort: socket.remotePort ?? 0,
-    endOfStream: Promise.resolve(),
+    endOfStream,
+    closeWrite: () => socket.end(),
     // destroy() closes gracefully (a FIN) when nothing is left unread.
     close: () => socket.destroy(),
   };
