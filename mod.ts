@@ -716,8 +716,8 @@ const MESSAGES: Record<Code, (context: Context) => string> = {
     address.includes(":")
       ? "this machine does not support IPv6: use 127.0.0.1 or 0.0.0.0"
       : "this machine does not support IPv4: use ::1 or ::",
-  EACCES: ({ port }) =>
-    `binding port ${port} needs privileges (ports below net.ipv4.ip_unprivileged_port_start, 1024 by default): use 0 or a port at or above it`,
+  EACCES: () =>
+    `binding it needs privileges (ports below net.ipv4.ip_unprivileged_port_start, 1024 by default): use 0 or a port at or above that`,
   ENOTFOUND: () =>
     "the hostname does not resolve: check the spelling or pass an IP address",
   EAI_AGAIN: () =>

@@ -340,6 +340,16 @@ test(
       assert.match(error.message, / -N /);
       assert.match(error.message, flag);
     }
+    // Under --deny-net, -N would not help: the message says what is denied.
+    const { json: denied } = await runChild(["call", "{}"], [
+      "--deny-net=127.0.0.1",
+    ]);
+    const { message } = (denied as { error: { message: string } }).error;
+    assert.match(
+      message,
+      /as Deno's net permission for 127\.0\.0\.1 is denied: drop --deny-net for them$/,
+    );
+    assert.doesNotMatch(message, / -N /);
     // Bad input is reported before any permission is needed.
     const { json } = await runChild(["call", '{"port":1.5}'], []);
     assert.equal(
@@ -546,6 +556,30 @@ test(
       30_000,
     );
     assert.ok(JSON.parse(result.stdout).port > 0, result.stdout);
+  },
+);
+
+test(
+  "a privileged port without the privilege says so, naming ip_unprivileged_port_start",
+  {
+    timeout: SLOW,
+    skip: NAMESPACE,
+  },
+  async () => {
+    // As nobody, in a namespace of our own (port 80 is ours alone there).
+    const report = await inNamespace({
+      setup: [
+        'export DENO_DIR="$(mktemp -d)" HOME=/tmp',
+        'chmod 777 "$DENO_DIR"',
+        'set -- setpriv --reuid=65534 --regid=65534 --clear-groups "$@"',
+      ],
+      args: ["call", '{"port":80}'],
+    });
+    assert.equal(
+      report.error?.message,
+      "Cannot reserve port 80 on 127.0.0.1 as binding it needs privileges (ports below net.ipv4.ip_unprivileged_port_start, 1024 by default): use 0 or a port at or above that",
+      JSON.stringify(report),
+    );
   },
 );
 
@@ -987,8 +1021,9 @@ function bounded<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 /**
  * Runs the child in a fresh network namespace (and a mount namespace with
- * `mount`): `setup` first, then the child in the background as $pid while
- * `during` runs, then `after`, whose lines starting "# " come back as `extra`.
+ * `mount`): `setup` first (the child's command line is "$@" there, to wrap),
+ * then the child in the background as $pid while `during` runs, then
+ * `after`, whose lines starting "# " come back as `extra`.
  */
 async function inNamespace(options: {
   setup?: string[];
@@ -1000,11 +1035,11 @@ async function inNamespace(options: {
 }): Promise<Record<string, any>> {
   const { command, args } = childCommand(options.args, ["-A"]);
   const script = [
-    "set -e",
+    'set -e -- "$0" "$@"',
     "ip link set lo up",
     ...options.setup ?? [],
     "set +e",
-    '"$0" "$@" &',
+    '"$@" &',
     "pid=$!",
     ...options.during ?? [],
     'wait "$pid"',
