@@ -83,7 +83,7 @@ export interface ReserveOptions {
  * @throws {RangeError} If `port` is not an integer in 0-65535.
  * @throws {Error} If the host is not an address of this machine or does not
  * resolve, if Deno lacks a permission, if no port is left, if descriptors run
- * out, or if a step is reset, stalls or times out. The runtime's error, where
+ * out, or if a socket is reset or a step times out. The runtime's error, where
  * there is one, is kept as `cause`.
  *
  * @example Reserve a port and listen on it
