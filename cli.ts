@@ -530,7 +530,9 @@ async function nodeHost(process: NodeProcess): Promise<Host> {
 // bun build turns `import.meta.main` into a test that is true in Node for
 // every module, but leaves `main` read off an alias alone.
 const meta = import.meta;
-if (meta.main) {
+// Inlined into another entry's bundle, this module shares that entry's
+// import.meta, whose main is true: only its own name says it is the entry.
+if (meta.main && /\/cli\.[jt]s$/.test(meta.url)) {
   // `process` only where there is no Deno: on Deno it loads the Node layer.
   const scope = globalThis as unknown as Entry;
   const code = await main(scope.Deno?.args ?? scope.process.argv.slice(2));

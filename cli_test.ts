@@ -443,6 +443,41 @@ test("importing a bundle of mod.ts in Node runs no command line", {
   });
 });
 
+test(
+  "running a bundle that inlines mod.ts and cli.ts runs its own entry alone, on every Node",
+  {
+    skip: NO_CLI || NO_NODE || NO_BUN,
+  },
+  async () => {
+    // Inlined, mod.ts and cli.ts share the bundle's import.meta, whose main is
+    // true where Node has it (22.18+, 24): the module's own name must decide.
+    const bundle = fileURLToPath(
+      new URL(`./.build/entry_bundle_${RUNTIME}.js`, import.meta.url),
+    );
+    const entry = fileURLToPath(
+      new URL("./testdata/bundle_entry.ts", import.meta.url),
+    );
+    const built = await run(
+      BUN!,
+      ["build", entry, "--target=node", "--format=esm", `--outfile=${bundle}`],
+      30_000,
+    );
+    assert.equal(built.code, 0, built.stderr);
+    const pinned = fileURLToPath(
+      new URL("./node_modules/.bin/node", import.meta.url),
+    );
+    const nodes = [...new Set([NODE!, ...existsSync(pinned) ? [pinned] : []])];
+    for (const node of nodes) {
+      const result = await run(node, [bundle, "--count", "2"], 30_000);
+      assert.deepEqual(result, {
+        code: 0,
+        stdout: "function function\n",
+        stderr: "",
+      }, node);
+    }
+  },
+);
+
 test("Bun drops a leading --, so -- -- COMMAND runs COMMAND there", {
   skip: RUNTIME === "bun" ? false : "only Bun drops it",
 }, async () => {

@@ -1442,7 +1442,9 @@ interface CommandLine {
 // every module, so that importing a bundle would run the command line: it
 // leaves `main` read off an alias alone.
 const meta = import.meta;
-if (meta.main) {
+// Inlined into another entry's bundle, this module shares that entry's
+// import.meta, whose main is true: only its own name says it is the entry.
+if (meta.main && /\/mod\.[jt]s$/.test(meta.url)) {
   // `deno run -N jsr:@x/port-reserve` runs this module: hand over to the
   // command line, loaded only here so that importing mod.ts never loads it.
   // `process` only where there is no Deno: on Deno it loads the Node layer.
