@@ -21,9 +21,10 @@
  * - It stops the kernel's allocators only. Anyone who names the port and binds
  *   with `SO_REUSEADDR` gets it: that is how your server takes it, and also
  *   how another tool asking for the same fixed port would.
- * - A reservation either leaves its TIME_WAIT or fails: a reset, a killed
- *   socket or a step that takes longer than 2 seconds is an error, never a
- *   returned port and never a hang. On loopback each step takes
+ * - A reservation either leaves its TIME_WAIT or fails: a reset, a lost
+ *   packet or a step that takes longer than 2 seconds is an error, never a
+ *   returned port and never a hang. (One exception: a socket destroyed by
+ *   `ss -K` at the very moment the client closes reads as that close.) On loopback each step takes
  *   microseconds; one that takes 2 seconds means packets are being dropped.
  *
  * Run as a command, `deno run -N jsr:@x/port-reserve` prints one reserved port.
