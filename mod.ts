@@ -1,33 +1,41 @@
 // Copyright 2026 the @x/port-reserve authors. MIT license.
 /**
- * TCP ports that the kernel gives to no other process: each port is handed out
- * in TCP TIME_WAIT, which the kernel's own port allocators (`bind` to port 0,
- * outgoing connections) skip for about 60 seconds on Linux, while a server
- * that binds with `SO_REUSEADDR` (Deno, Bun, Node, Python's http.server,
- * nginx) can take it at once.
+ * TCP ports that the kernel gives to no other process.
  *
  * The usual "port 0 trick" (bind port 0, read the number, close) races: the
  * kernel hands the released port to the next process or outgoing connection.
- * A reservation here listens on the port, connects to it, accepts, and closes
- * the accepted side first, so the port is left in TIME_WAIT; it returns only
- * once the accepted side has seen the client's close, which makes that so.
+ * {@linkcode reserve} instead listens on the port, connects to it, accepts,
+ * and closes the accepted side first, so the port is left in TCP TIME_WAIT.
+ * For about 60 seconds on Linux (30 on macOS) the kernel's own port
+ * allocators (`bind` to port 0, outgoing connections) skip it, while a server
+ * that binds with `SO_REUSEADDR` (Deno, Bun, Node, Python's http.server,
+ * nginx) can take it at once. It returns only once the accepted side has seen
+ * the client's close, which is what makes the TIME_WAIT.
  *
- * What that protects, exactly:
+ * What that protects, exactly (the rest of this module's docs link here):
+ * - **Kernel-chosen ports** (the default): no port allocator on the machine
+ *   hands the port out during the window.
+ * - **Named ports** (`port: 8080`, a list, a {@linkcode portRange}): the same,
+ *   but anyone who names the port and binds with `SO_REUSEADDR` gets it: that
+ *   is how your server takes it, and also how another tool naming the same
+ *   port would. Two callers naming one free port may both get it.
+ * - **Held ports** ({@linkcode hold}): a listener keeps the port until you
+ *   release it, so nobody gets it, not even a bind naming it; the 60 s window
+ *   starts at the release.
  * - A TIME_WAIT socket has one local address, so a reservation covers the
  *   addresses it leaves one on: the address given; for `localhost` both
  *   127.0.0.1 and ::1; for `0.0.0.0` every IPv4 address of the machine's
  *   interfaces, and for `::` every IPv4 and IPv6 one (link-local IPv6
  *   addresses and unconfigured addresses of 127.0.0.0/8 excepted).
- * - It stops the kernel's allocators only. Anyone who names the port and binds
- *   with `SO_REUSEADDR` gets it: that is how your server takes it, and also
- *   how another tool asking for the same fixed port would.
  * - A reservation either leaves its TIME_WAIT or fails: a reset, a lost
  *   packet or a step that takes longer than 2 seconds is an error, never a
  *   returned port and never a hang. (One exception: a socket destroyed by
- *   `ss -K` at the very moment the client closes reads as that close.) On loopback each step takes
- *   microseconds; one that takes 2 seconds means packets are being dropped.
+ *   `ss -K` at the very moment the client closes reads as that close.) On
+ *   loopback each step takes microseconds; one that takes 2 seconds means
+ *   packets are being dropped.
  *
- * Run as a command, `deno run -N jsr:@x/port-reserve` prints one reserved port.
+ * Run as a command, `deno run -N jsr:@x/port-reserve` prints one reserved port
+ * (see `@x/port-reserve/cli`).
  *
  * @example Reserve a port for a test server
  * ```ts
@@ -47,7 +55,7 @@
  * @module
  */
 
-/** Options for {@linkcode reserve} and {@linkcode reserveMany}. */
+/** Options for {@linkcode reserve}, {@linkcode reserveMany} and {@linkcode hold}. */
 export interface ReserveOptions {
   /**
    * The host to reserve the port on: an IP address of this machine, a name
@@ -60,32 +68,72 @@ export interface ReserveOptions {
    */
   hostname?: string;
   /**
-   * A preferred port. If it can be bound, it is the one reserved, also when it
-   * is in TIME_WAIT from an earlier reservation (that renews it); if something
-   * listens on it, another port is reserved instead. `0` means any port. A
-   * preferred port is not exclusive: two callers naming the same free port at
-   * the same time may both get it.
+   * The port to reserve: `0` for any port the kernel chooses, or named ports,
+   * one or an iterable of them (a list, a {@linkcode portRange}), tried in
+   * order. The first that can be bound is reserved, also when it is in
+   * TIME_WAIT from an earlier reservation (that renews it); one with a
+   * listener, or below the privileged-port limit, is skipped. When none can
+   * be had, see `fallback`. A named port is not protected from anyone else
+   * naming it: see the module documentation.
    *
    * @default {0}
    */
-  port?: number;
+  port?: number | Iterable<number>;
+  /**
+   * Ports never returned, whether named or chosen by the kernel. A
+   * kernel-chosen port that is excluded is let go without a TIME_WAIT, and
+   * another is drawn.
+   *
+   * @default {[]}
+   */
+  exclude?: Iterable<number>;
+  /**
+   * When no named port can be had: `true` reserves any port the kernel
+   * chooses; `false` fails, naming the ports tried.
+   *
+   * @default {true}
+   */
+  fallback?: boolean;
 }
 
 /**
- * Reserves a TCP port: leaves it in TIME_WAIT, so the kernel hands it to no
- * other process or outgoing connection for about 60 seconds on Linux, while a
- * server that binds with `SO_REUSEADDR` can listen on it at once. See the
- * module documentation for exactly what that protects.
+ * A port held by {@linkcode hold}: bound and listening until released, so
+ * that nobody else can bind it.
+ */
+export interface Reservation extends AsyncDisposable {
+  /** The host it is held on, as given. */
+  readonly hostname: string;
+  /** The held port; it can still be read after the release. */
+  readonly port: number;
+  /**
+   * Hands the port over: leaves it in TIME_WAIT and stops listening, so that
+   * from here on it is as after {@linkcode reserve}, and a server can bind it.
+   * Releasing again does nothing. `await using` releases at the end of the
+   * scope.
+   *
+   * @throws {Error} As {@linkcode reserve} does for a reset or a timeout; the
+   * port is then let go without a TIME_WAIT.
+   */
+  release(): Promise<void>;
+}
+
+/**
+ * Reserves a TCP port: leaves it in TIME_WAIT, so that for about 60 seconds
+ * the kernel hands it to no other process while a server can bind it at once.
+ * See the module documentation for exactly what that protects.
  *
- * @param options The host to reserve on and a preferred port.
+ * @param options The host to reserve on, the ports to prefer or exclude.
  * @returns The reserved port.
- * @throws {TypeError} If `options` is not an object, has a key other than
- * `hostname` and `port`, or `hostname` is not an IP address or host name.
- * @throws {RangeError} If `port` is not an integer in 0-65535.
+ * @throws {TypeError} If `options` is not an object or has a key that is not
+ * an option, `hostname` is not an IP address or host name, `port` or
+ * `exclude` is not an iterable of numbers, or `fallback` is not a boolean.
+ * @throws {RangeError} If `port` is not an integer in 0-65535, lists no port
+ * or one outside 1-65535, or `exclude` leaves none of the ports it names.
  * @throws {Error} If the host is not an address of this machine or does not
- * resolve, if Deno lacks a permission, if no port is left, if descriptors run
- * out, or if a socket is reset or a step times out. The runtime's error, where
- * there is one, is kept as `cause`.
+ * resolve, if Deno lacks a permission, if no port is left (or none of the
+ * named ones, with `fallback: false`), if descriptors run out, or if a
+ * socket is reset or a step times out. The runtime's error, where there is
+ * one, is kept as `cause`.
  *
  * @example Reserve a port and listen on it
  * ```ts
@@ -96,33 +144,33 @@ export interface ReserveOptions {
  * listener.close();
  * ```
  *
- * @example Prefer a port
+ * @example Prefer ports from a range, never 8080
  * ```ts
- * import { reserve } from "@x/port-reserve";
+ * import { portRange, reserve } from "@x/port-reserve";
  * import assert from "node:assert/strict";
  *
- * const first = await reserve();
- * const again = await reserve({ port: first });
- * assert.equal(again, first); // the reservation was renewed
+ * const port = await reserve({ port: portRange(8000, 8100), exclude: [8080] });
+ * assert.notEqual(port, 8080);
  * ```
  */
 export async function reserve(options: ReserveOptions = {}): Promise<number> {
   const request = readOptions(options, "port");
   const sockets = await pickSockets();
-  return await inFlight(() => reservePreferred(sockets, request, request.port));
+  const claims = new Claims(request);
+  return await inFlight(() => reserveOne(sockets, request, claims));
 }
 
 /**
  * Reserves `count` distinct TCP ports, each as {@linkcode reserve} does. The
  * reservations overlap, so this is faster per port than calling `reserve` in
- * a loop. A preferred `port` applies to the first of them.
+ * a loop. Named ports come first, in their order, then kernel-chosen ones.
  *
  * @param count How many ports to reserve, 0-65535; `0` gives `[]`.
- * @param options The host to reserve on and a preferred port.
+ * @param options The host to reserve on, the ports to prefer or exclude.
  * @returns The reserved ports, all distinct.
  * @throws {TypeError} As {@linkcode reserve} does.
- * @throws {RangeError} If `count` is not an integer in 0-65535 or `port` is
- * not an integer in 0-65535.
+ * @throws {RangeError} If `count` is not an integer in 0-65535, or as
+ * {@linkcode reserve} does.
  * @throws {Error} As {@linkcode reserve} does, and if the batch takes so long
  * that its first reservations would expire before its last is made. Ports
  * reserved before a failure stay in TIME_WAIT; no socket is left open.
@@ -149,47 +197,106 @@ export async function reserveMany(
   }
   const request = readOptions(options, "ports");
   const sockets = await pickSockets();
-  const ports: number[] = [];
-  const taken = new Set<number>();
-  let failure: unknown;
-  let next = 0;
+  const claims = new Claims(request);
   let firstAt: number | undefined;
-  async function reserveDistinct(preferred: number): Promise<number> {
-    for (let attempt = 1;; attempt++) {
-      const port = await inFlight(() =>
-        reservePreferred(sockets, request, preferred)
+  const ports = await inParallel(count, async () => {
+    if (firstAt !== undefined && Date.now() - firstAt > batchLimitMs()) {
+      throw expiringBatchError(request, count, claims.taken.size, firstAt);
+    }
+    const port = await inFlight(() => reserveOne(sockets, request, claims));
+    firstAt ??= Date.now();
+    return port;
+  });
+  // Named ports first, in the order named; the reservations overlap.
+  const named = request.named.filter((port) => ports.includes(port));
+  return [...named, ...ports.filter((port) => !named.includes(port))];
+}
+
+/**
+ * Holds a TCP port until released: it listens on every address the
+ * reservation covers, so that nobody can take it, not even a bind naming the
+ * port. {@linkcode Reservation.release} then leaves it in TIME_WAIT as
+ * {@linkcode reserve} does, so that the 60 s window starts right before your
+ * server binds it. Connections to a held port are closed at once.
+ *
+ * A reservation never released is a listener left open: Deno's test
+ * sanitizer reports it, and on Node and Bun it keeps the process running.
+ *
+ * @param options As for {@linkcode reserve}.
+ * @returns The reservation; release it, or hold it with `await using`.
+ * @throws {TypeError} As {@linkcode reserve} does.
+ * @throws {RangeError} As {@linkcode reserve} does.
+ * @throws {Error} As {@linkcode reserve} does.
+ *
+ * @example Hold a port while a config file is written, then hand it over
+ * ```ts
+ * import { hold } from "@x/port-reserve";
+ * import assert from "node:assert/strict";
+ *
+ * const reservation = await hold();
+ * // Held: even a bind naming the port fails until the release.
+ * assert.throws(() =>
+ *   Deno.listen({ hostname: "127.0.0.1", port: reservation.port })
+ * );
+ * await reservation.release();
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: reservation.port });
+ * listener.close();
+ * ```
+ *
+ * @example Release at the end of a scope
+ * ```ts
+ * import { hold } from "@x/port-reserve";
+ *
+ * let port;
+ * {
+ *   await using reservation = await hold({ hostname: "localhost" });
+ *   port = reservation.port;
+ * }
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port });
+ * listener.close();
+ * ```
+ */
+export async function hold(options: ReserveOptions = {}): Promise<Reservation> {
+  const request = readOptions(options, "port");
+  const sockets = await pickSockets();
+  const claims = new Claims(request);
+  const claim = await inFlight(() => claimPort(sockets, request, claims));
+  return new HeldPort(sockets, request, claim);
+}
+
+/**
+ * The ports from `from` to `to`, both included, for the `port` option.
+ *
+ * @param from The first port, 1-65535.
+ * @param to The last port, 1-65535, not below `from`.
+ * @returns The ports in order.
+ * @throws {RangeError} If `from` or `to` is not an integer in 1-65535, or
+ * `from` is above `to`.
+ *
+ * @example A range of ports
+ * ```ts
+ * import { portRange } from "@x/port-reserve";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(portRange(8000, 8003), [8000, 8001, 8002, 8003]);
+ * ```
+ */
+export function portRange(from: number, to: number): number[] {
+  for (const [name, value] of [["from", from], ["to", to]] as const) {
+    if (!isPort(value)) {
+      throw new RangeError(
+        `Cannot make a port range as '${name}' must be an integer in 1-65535: current value is ${
+          show(value)
+        }`,
       );
-      firstAt ??= Date.now();
-      // The kernel does not hand a port in TIME_WAIT to bind(0) unless
-      // net.ipv4.ip_autobind_reuse is set; check anyway, distinct is promised.
-      if (!taken.has(port)) return port;
-      if (attempt === DISTINCT_ATTEMPTS) throw repeatedPortError(request);
-      preferred = 0;
     }
   }
-  async function worker(): Promise<void> {
-    while (failure === undefined && next < count) {
-      const slot = next++;
-      try {
-        if (firstAt !== undefined && Date.now() - firstAt > batchLimitMs()) {
-          throw expiringBatchError(request, count, taken.size, firstAt);
-        }
-        const port = await reserveDistinct(slot === 0 ? request.port : 0);
-        taken.add(port);
-        ports[slot] = port;
-      } catch (error) {
-        failure ??= error;
-      }
-    }
+  if (from > to) {
+    throw new RangeError(
+      `Cannot make a port range as 'from' must not be above 'to': current values are ${from} and ${to}`,
+    );
   }
-  const workers = [];
-  for (let i = 0; i < Math.min(count, MAX_IN_FLIGHT); i++) {
-    workers.push(worker());
-  }
-  // Every worker settles (closing its sockets) before the first error is thrown.
-  await Promise.all(workers);
-  if (failure !== undefined) throw failure;
-  return ports;
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
 
 // ---------------------------------------------------------------------------
@@ -202,19 +309,22 @@ const STEP_TIMEOUT_MS = 2000;
 const MAX_IN_FLIGHT = 8;
 /** Attempts at a port that is free on both 127.0.0.1 and ::1 for localhost. */
 const LOCALHOST_ATTEMPTS = 16;
-/** Attempts at a port not already in a reserveMany batch. */
-const DISTINCT_ATTEMPTS = 16;
+/** Kernel-chosen ports let go for being excluded, before giving up. */
+const EXCLUDED_DRAWS = 256;
 /** Linux's TCP_TIMEWAIT_LEN: how long a reservation lasts. */
 const TIME_WAIT_MS = 60_000;
 /** The options that {@linkcode ReserveOptions} has, for unknown-key errors. */
-const OPTION_KEYS = ["hostname", "port"];
+const OPTION_KEYS = ["hostname", "port", "exclude", "fallback"];
 
-/** A validated request: what to reserve on, and the preferred port. */
+/** A validated request: where to reserve, and which ports. */
 interface Request {
-  /** As the caller wrote it, for messages. */
+  /** The host as the caller wrote it, for messages. */
   label: string;
   host: Host;
-  port: number;
+  /** The ports named, in order, without repeats or excluded ones; [] for any. */
+  named: number[];
+  exclude: Set<number>;
+  fallback: boolean;
 }
 
 /** A validated host, by the rule that decides which addresses it covers. */
@@ -255,11 +365,12 @@ function readOptions(options: ReserveOptions, what: string): Request {
   if (unknown !== undefined) {
     throw new TypeError(
       `${prefix} '${unknown}' is not an option: the options are ${
-        OPTION_KEYS.join(" and ")
-      }`,
+        OPTION_KEYS.slice(0, -1).join(", ")
+      } and ${OPTION_KEYS.at(-1)}`,
     );
   }
-  const { hostname = "127.0.0.1", port = 0 } = own;
+  const { hostname = "127.0.0.1", port = 0, exclude = [], fallback = true } =
+    own;
   if (typeof hostname !== "string" || hostname.trim() === "") {
     throw new TypeError(
       `${prefix} 'hostname' must be a non-empty string: current value is ${
@@ -275,17 +386,85 @@ function readOptions(options: ReserveOptions, what: string): Request {
       }`,
     );
   }
-  if (
-    typeof port !== "number" || !Number.isInteger(port) || port < 0 ||
-    port > 65535
-  ) {
+  let ports: number[];
+  if (typeof port === "number") {
+    if (port !== 0 && !isPort(port)) {
+      throw new RangeError(
+        `${prefix} 'port' must be an integer in 0-65535: current value is ${
+          show(port)
+        }`,
+      );
+    }
+    ports = port === 0 ? [] : [port];
+  } else {
+    ports = readPorts(prefix, "port", port);
+    if (ports.length === 0) {
+      throw new RangeError(
+        `${prefix} 'port' must name at least one port: current value is ${
+          show(port)
+        }`,
+      );
+    }
+  }
+  const excluded = new Set(readPorts(prefix, "exclude", exclude));
+  const named = ports.filter((p) => !excluded.has(p));
+  if (ports.length > 0 && named.length === 0) {
     throw new RangeError(
-      `${prefix} 'port' must be an integer in 0-65535: current value is ${
-        show(port)
+      `${prefix} 'exclude' leaves none of the ports named: ${portList(ports)}`,
+    );
+  }
+  if (typeof fallback !== "boolean") {
+    throw new TypeError(
+      `${prefix} 'fallback' must be a boolean: current value is ${
+        show(fallback)
       }`,
     );
   }
-  return { label: hostname, host, port };
+  return { label: hostname, host, named, exclude: excluded, fallback };
+}
+
+/**
+ * The ports of an iterable option, in order and without repeats. Strings are
+ * iterable but are not lists of ports; an endless iterable stops at 65536.
+ */
+function readPorts(prefix: string, name: string, value: unknown): number[] {
+  const iterable = typeof value === "object" && value !== null &&
+    typeof (value as Iterable<unknown>)[Symbol.iterator] === "function";
+  if (!iterable) {
+    throw new TypeError(
+      `${prefix} '${name}' must be ${
+        name === "port" ? "a port number or " : ""
+      }an iterable of port numbers: current value is ${show(value)}`,
+    );
+  }
+  const items: unknown[] = [];
+  try {
+    for (const item of value as Iterable<unknown>) {
+      if (items.push(item) > 65535) break;
+    }
+  } catch (error) {
+    throw new TypeError(
+      `${prefix} '${name}' could not be read: ${messageOf(error)}`,
+      { cause: error },
+    );
+  }
+  if (items.length > 65535) {
+    throw new RangeError(`${prefix} '${name}' must list at most 65535 ports`);
+  }
+  const bad = items.find((item) => !isPort(item));
+  if (bad !== undefined || items.includes(undefined)) {
+    throw new RangeError(
+      `${prefix} '${name}' must list integers in 1-65535: current value holds ${
+        show(bad)
+      }`,
+    );
+  }
+  return [...new Set(items as number[])];
+}
+
+function isPort(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 1 &&
+    value <= 65535;
 }
 
 /**
@@ -376,37 +555,107 @@ function canonicalIPv6(text: string): string | undefined {
   return `${hex(words.slice(0, best))}::${hex(words.slice(best + bestLength))}`;
 }
 
-/** The preferred-port rule: the named port if it can be bound, else any. */
-async function reservePreferred(
-  sockets: Sockets,
-  request: Request,
-  port: number,
-): Promise<number> {
-  if (port !== 0) {
-    try {
-      return await reserveCovering(sockets, request, port);
-    } catch (error) {
-      const busy = error instanceof StepError && error.step === "listen" &&
-        error.code === "EADDRINUSE";
-      if (!busy) throw describe(error, request, port);
-    }
+/**
+ * What the reservations of one call share: the named ports not yet tried,
+ * the ports the call already has, and why named ports were passed over.
+ */
+class Claims {
+  /** Ports this call has reserved or holds: never returned twice. */
+  taken: Set<number> = new Set();
+  busy = 0;
+  privileged = 0;
+  /** The runtime's error for the last named port passed over. */
+  lastCause: unknown;
+  #named: number[];
+  #next = 0;
+  constructor(request: Request) {
+    this.#named = request.named;
   }
-  try {
-    return await reserveCovering(sockets, request, 0);
-  } catch (error) {
-    throw describe(error, request, 0);
+  /** The next named port to try, or undefined when none is left. */
+  nextNamed(): number | undefined {
+    return this.#named[this.#next++];
   }
 }
 
+/** A port bound on every address a request covers, not yet handed over. */
+interface Claim {
+  port: number;
+  listeners: Listener[];
+  /** For each listener, the addresses it leaves a TIME_WAIT on. */
+  targets: string[][];
+}
+
+/** Claims a port and hands it over at once: a reservation. */
+async function reserveOne(
+  sockets: Sockets,
+  request: Request,
+  claims: Claims,
+): Promise<number> {
+  const claim = await claimPort(sockets, request, claims);
+  await handOver(sockets, request, claim);
+  return claim.port;
+}
+
 /**
- * The coverage rule: listens on every address the host means, leaves a
- * TIME_WAIT on every address those listeners cover, and closes them.
+ * The named-ports rule: the first named port that can be bound (one with a
+ * listener or needing privileges is passed over), else, with `fallback`, a
+ * port the kernel chooses that is neither excluded nor already this call's.
  */
-async function reserveCovering(
+async function claimPort(
+  sockets: Sockets,
+  request: Request,
+  claims: Claims,
+): Promise<Claim> {
+  for (let port = claims.nextNamed(); port !== undefined;) {
+    let claim: Claim | undefined;
+    try {
+      claim = await listenCovering(sockets, request, port);
+    } catch (error) {
+      const code = error instanceof StepError && error.step === "listen"
+        ? error.code
+        : undefined;
+      // Alone and with no fallback, a privileged port is the error itself.
+      const passOver = code === "EADDRINUSE" ||
+        (code === "EACCES" && (request.named.length > 1 || request.fallback));
+      if (!passOver) throw describe(error, request, port);
+      if (code === "EACCES") claims.privileged++;
+      else claims.busy++;
+      claims.lastCause = (error as StepError).cause;
+    }
+    // Another reservation of this call may have taken it in the meantime.
+    if (claim && !claims.taken.has(port)) {
+      claims.taken.add(port);
+      return claim;
+    }
+    if (claim) await closeAll(claim.listeners);
+    port = claims.nextNamed();
+  }
+  if (request.named.length > 0 && !request.fallback) {
+    throw namedPortsError(request, claims);
+  }
+  const skip = (port: number): boolean =>
+    request.exclude.has(port) || claims.taken.has(port);
+  let claim;
+  try {
+    claim = await listenCovering(sockets, request, 0, skip);
+  } catch (error) {
+    throw describe(error, request, 0);
+  }
+  claims.taken.add(claim.port);
+  return claim;
+}
+
+/**
+ * The coverage rule: listens on every address the host means, with one port
+ * (`port`, or one the kernel chooses that `skip` does not refuse), and says
+ * which addresses each listener leaves a TIME_WAIT on.
+ */
+async function listenCovering(
   sockets: Sockets,
   request: Request,
   port: number,
-): Promise<number> {
+  skip?: (port: number) => boolean,
+): Promise<Claim> {
   const { host } = request;
   const listenOn = host.kind === "localhost"
     ? ["127.0.0.1", "::1"]
@@ -422,20 +671,53 @@ async function reserveCovering(
     throw new StepError("interfaces", "NO_ADDRESSES", host.address);
   }
   sockets.requireNet([...listenOn, ...covered]);
-  for (let attempt = 1; attempt <= LOCALHOST_ATTEMPTS; attempt++) {
-    const listeners = await listenAll(sockets, listenOn, port);
-    if (!listeners) continue; // the port was busy on another address
-    try {
-      for (const listener of listeners) {
-        const targets = host.kind === "wildcard" ? covered : [listener.address];
-        for (const target of targets) await handOff(sockets, listener, target);
+  // Excluded ports stay bound while more are drawn, or the kernel would offer
+  // them again; closed unused, they leave no TIME_WAIT.
+  const excluded: Listener[] = [];
+  try {
+    for (let busy = 0, draws = 0; busy < LOCALHOST_ATTEMPTS;) {
+      const listeners = await listenAll(sockets, listenOn, port);
+      if (!listeners) {
+        busy++; // the port was busy on another address
+      } else if (port === 0 && skip?.(listeners[0].port)) {
+        excluded.push(...listeners);
+        if (++draws === EXCLUDED_DRAWS) {
+          throw new StepError("listen", "EXCLUDED", request.label);
+        }
+      } else {
+        const targets = listeners.map((listener) =>
+          host.kind === "wildcard" ? covered : [listener.address]
+        );
+        return { port: listeners[0].port, listeners, targets };
       }
-      return listeners[0].port;
-    } finally {
-      for (const listener of listeners) await listener.close();
     }
+  } finally {
+    await closeAll(excluded);
   }
   throw new StepError("listen", "LOCALHOST_BUSY", request.label);
+}
+
+/** Leaves the claimed port in TIME_WAIT on every address, and closes it. */
+async function handOver(
+  sockets: Sockets,
+  request: Request,
+  claim: Claim,
+): Promise<void> {
+  try {
+    for (const [i, listener] of claim.listeners.entries()) {
+      for (const target of claim.targets[i]) {
+        await handOff(sockets, listener, target);
+      }
+    }
+  } catch (error) {
+    throw describe(error, request, claim.port);
+  } finally {
+    await closeAll(claim.listeners);
+  }
+}
+
+async function closeAll(listeners: Listener[]): Promise<void> {
+  for (const listener of listeners) await listener.close();
 }
 
 /**
@@ -606,6 +888,111 @@ class Deadline {
   }
 }
 
+/** A held port: its listeners close foreign connections until released. */
+class HeldPort implements Reservation {
+  readonly hostname: string;
+  readonly port: number;
+  #release: () => Promise<void>;
+  #released: Promise<void> | undefined;
+  constructor(sockets: Sockets, request: Request, claim: Claim) {
+    this.hostname = request.label;
+    this.port = claim.port;
+    const listeners = claim.listeners.map((l) => new HeldListener(l));
+    this.#release = () =>
+      inFlight(() => {
+        for (const listener of listeners) listener.handingOver();
+        return handOver(sockets, request, { ...claim, listeners });
+      });
+  }
+  release(): Promise<void> {
+    if (this.#released) return this.#released.then(ignore, ignore);
+    return this.#released = this.#release();
+  }
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
+  }
+}
+
+/**
+ * A held listener: until handingOver(), every connection it accepts is
+ * closed at once (a readiness poller's, another program's), so none waits
+ * and none can pass for the hand-off's own; after it, connections queue for
+ * accept() as on any listener.
+ */
+class HeldListener implements Listener {
+  address: string;
+  port: number;
+  #listener: Listener;
+  #queue = new AcceptQueue();
+  #holding = true;
+  /** The pending accept, if any: settled once the listener is closed. */
+  #accepting: Promise<void> | undefined;
+  constructor(listener: Listener) {
+    this.#listener = listener;
+    this.address = listener.address;
+    this.port = listener.port;
+    this.#acceptNext();
+  }
+  handingOver(): void {
+    this.#holding = false;
+    if (!this.#accepting) this.#acceptNext();
+  }
+  accept(): Promise<Connection> {
+    return this.#queue.next();
+  }
+  async close(): Promise<void> {
+    this.#queue.close(new StepError("accept", undefined, this.address));
+    await this.#listener.close();
+    // Deno frees a listener's socket only once its pending accept settles.
+    await this.#accepting;
+  }
+  #acceptNext(): void {
+    this.#accepting = this.#listener.accept().then((connection) => {
+      if (this.#holding) connection.close();
+      else this.#queue.push(connection);
+      this.#acceptNext();
+    }, (error) => {
+      this.#accepting = undefined;
+      const gone = error instanceof StepError && error.code === "ECONNABORTED";
+      if (gone) return this.#acceptNext();
+      // While held, a failed accept (descriptors out, or the listener closed)
+      // stops accepting until handingOver(); after it, the hand-off hears.
+      if (!this.#holding) this.#queue.fail(error);
+    });
+  }
+}
+
+/**
+ * Runs `task` `count` times, at most MAX_IN_FLIGHT at once; the results in
+ * order. After a failure no task starts; every running one settles (closing
+ * its sockets) before the first error is thrown.
+ */
+async function inParallel<T>(
+  count: number,
+  task: () => Promise<T>,
+): Promise<T[]> {
+  const results: T[] = [];
+  let failure: { error: unknown } | undefined;
+  let next = 0;
+  async function worker(): Promise<void> {
+    while (!failure && next < count) {
+      const slot = next++;
+      try {
+        results[slot] = await task();
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  }
+  const workers = [];
+  for (let i = 0; i < Math.min(count, MAX_IN_FLIGHT); i++) {
+    workers.push(worker());
+  }
+  await Promise.all(workers);
+  if (failure) throw failure.error;
+  return results;
+}
+
 /** Runs `reservation` when fewer than MAX_IN_FLIGHT are running. */
 async function inFlight<T>(reservation: () => Promise<T>): Promise<T> {
   if (running < MAX_IN_FLIGHT) running++;
@@ -657,6 +1044,7 @@ type Code =
   | "ETIMEDOUT"
   | "ECONNABORTED"
   | "LOCALHOST_BUSY"
+  | "EXCLUDED"
   | "NO_ADDRESSES"
   | "NO_PERMISSION"
   | "DENIED";
@@ -744,6 +1132,8 @@ const MESSAGES: Record<Code, (context: Context) => string> = {
     `no network interface has an ${
       host === "::" ? "" : "IPv4 "
     }address for it to cover: bring an interface up or pass an address`,
+  EXCLUDED: () =>
+    `the kernel chose excluded ports ${EXCLUDED_DRAWS} times in a row: exclude fewer ports of net.ipv4.ip_local_port_range, or widen it`,
   LOCALHOST_BUSY: () =>
     `no port was free on both 127.0.0.1 and ::1 in ${LOCALHOST_ATTEMPTS} attempts: pass 127.0.0.1 or ::1 as hostname`,
 };
@@ -771,10 +1161,37 @@ function describe(error: unknown, request: Request, port: number): Error {
   );
 }
 
-function repeatedPortError(request: Request): Error {
+/** With `fallback: false`, when every named port was passed over. */
+function namedPortsError(request: Request, claims: Claims): Error {
+  const reasons = [
+    [claims.busy, "in use"],
+    [claims.privileged, "needing privileges"],
+    [
+      request.named.length - claims.busy - claims.privileged,
+      "reserved by this call",
+    ],
+  ].filter(([count]) => count !== 0).map(([count, why]) => `${count} ${why}`);
   return new Error(
-    `Cannot reserve ports on ${request.label} as the kernel kept handing out ports already reserved: check net.ipv4.ip_autobind_reuse is 0`,
+    `Cannot reserve port on ${request.label} as none of the ports named is left: tried ${
+      portList(request.named)
+    } (${
+      reasons.join(", ")
+    }); name more ports, or let it fall back to any port`,
+    claims.lastCause === undefined ? {} : { cause: claims.lastCause },
   );
+}
+
+/** Ports as a short list, runs as ranges: "3000, 8000-8100". */
+function portList(ports: number[]): string {
+  const runs: string[] = [];
+  for (let i = 0; i < ports.length;) {
+    let end = i;
+    while (ports[end + 1] === ports[end] + 1) end++;
+    runs.push(end === i ? `${ports[i]}` : `${ports[i]}-${ports[end]}`);
+    i = end + 1;
+  }
+  const shown = runs.slice(0, 8).join(", ");
+  return runs.length > 8 ? `${shown} and ${runs.length - 8} more` : shown;
 }
 
 function expiringBatchError(

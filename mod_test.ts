@@ -9,7 +9,13 @@ import { existsSync, readdirSync } from "node:fs";
 import * as net from "node:net";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { reserve, reserveMany, type ReserveOptions } from "./mod.ts";
+import {
+  hold,
+  portRange,
+  reserve,
+  reserveMany,
+  type ReserveOptions,
+} from "./mod.ts";
 import {
   assertTimeWait,
   closeServer,
@@ -43,6 +49,9 @@ const NFT = NAMESPACE ||
   (spawnSync("nft", ["--version"]).status === 0
     ? false
     : "nft (Debian's nftables) is missing: npm test installs it when run as root");
+/** A 10-port ephemeral range, set up in a namespace (ports 40000-40009). */
+const SMALL_RANGE =
+  'echo "40000 40009" > /proc/sys/net/ipv4/ip_local_port_range';
 /** A bound for tests that spawn processes: Bun's default is 5 s. */
 const SLOW = 120_000;
 // Node 20 runs a JavaScript build of this file and of the child (scripts/);
@@ -250,7 +259,6 @@ test("reserve() rejects a port that is not an integer in 0-65535 with a RangeErr
     [65536, "65536"],
     [NaN, "NaN"],
     [Infinity, "Infinity"],
-    ["80", '"80"'],
   ];
   for (const [port, shown] of cases) {
     await assert.rejects(reserve({ port: port as number }), {
@@ -485,17 +493,22 @@ test("messages show arrays, bigints and objects as what they are, and unknown op
     [{ port: 1 }, '{"port":1}'],
     [undefined, "undefined"],
   ];
-  for (const [port, shown] of cases.slice(0, 3)) {
+  for (const [port, shown] of [...cases.slice(1, 3), ["80", '"80"']]) {
     await assert.rejects(reserve({ port: port as number }), {
-      name: "RangeError",
+      name: "TypeError",
       message:
-        `Cannot reserve port as 'port' must be an integer in 0-65535: current value is ${shown}`,
+        `Cannot reserve port as 'port' must be a port number or an iterable of port numbers: current value is ${shown}`,
     });
   }
   await assert.rejects(reserve({ host: "0.0.0.0" } as ReserveOptions), {
     name: "TypeError",
     message:
-      "Cannot reserve port as 'host' is not an option: the options are hostname and port",
+      "Cannot reserve port as 'host' is not an option: the options are hostname, port, exclude and fallback",
+  });
+  await assert.rejects(reserve({ port: [] }), {
+    name: "RangeError",
+    message:
+      "Cannot reserve port as 'port' must name at least one port: current value is []",
   });
   await assert.rejects(reserve({ port: class Port {} } as never), {
     message: /current value is a function$/,
@@ -573,13 +586,30 @@ test(
         'chmod 777 "$DENO_DIR"',
         'set -- setpriv --reuid=65534 --regid=65534 --clear-groups "$@"',
       ],
-      args: ["call", '{"port":80}'],
+      args: [
+        "calls",
+        JSON.stringify([
+          { port: 80, fallback: false },
+          { port: 80 },
+          { port: [80, 81, 8080] },
+          { port: [80, 81], fallback: false },
+        ]),
+      ],
     });
+    const [alone, fallback, list, none] = report.results;
     assert.equal(
-      report.error?.message,
+      alone.error?.message,
       "Cannot reserve port 80 on 127.0.0.1 as binding it needs privileges (ports below net.ipv4.ip_unprivileged_port_start, 1024 by default): use 0 or a port at or above that",
       JSON.stringify(report),
     );
+    // Passed over like a busy port while the fallback or more ports remain.
+    assert.ok(fallback.port >= 1024, JSON.stringify(report));
+    assert.equal(list.port, 8080, JSON.stringify(report));
+    assert.match(
+      none.error?.message,
+      /^Cannot reserve port on 127\.0\.0\.1 as none of the ports named is left: tried 80-81 \(2 needing privileges\); name more ports, or let it fall back to any port$/,
+    );
+    assert.ok(none.error?.cause, "the runtime's error is kept as cause");
   },
 );
 
@@ -898,6 +928,328 @@ test(
   },
 );
 
+// ---------------------------------------------------------------------------
+// Leases and named ports
+
+test(
+  "hold() keeps every bind off the port until release, then leaves it in TIME_WAIT for a real server",
+  { timeout: SLOW, skip: NAMESPACE },
+  async () => {
+    const report = await inNamespace({
+      setup: [SMALL_RANGE],
+      args: ["hold", JSON.stringify({ probe: ["127.0.0.1", "0.0.0.0"] })],
+    });
+    assertHeldThenReleased(report, ["127.0.0.1"], ["127.0.0.1"]);
+  },
+);
+
+test(
+  "hold() on localhost holds 127.0.0.1 and ::1, and release() leaves TIME_WAIT on both",
+  { timeout: SLOW, skip: NAMESPACE || NO_IPV6 },
+  async () => {
+    const report = await inNamespace({
+      setup: [SMALL_RANGE],
+      args: [
+        "hold",
+        JSON.stringify({
+          options: { hostname: "localhost" },
+          probe: ["127.0.0.1", "::1"],
+        }),
+      ],
+    });
+    assertHeldThenReleased(report, ["127.0.0.1", "::1"], ["127.0.0.1", "::1"]);
+  },
+);
+
+test(
+  "hold() on 0.0.0.0 holds every IPv4 address, and release() leaves TIME_WAIT on each",
+  { timeout: SLOW, skip: NAMESPACE },
+  async () => {
+    const report = await inNamespace({
+      setup: ["ip addr add 127.0.0.2/32 dev lo", SMALL_RANGE],
+      args: [
+        "hold",
+        JSON.stringify({
+          options: { hostname: "0.0.0.0" },
+          probe: ["127.0.0.1", "127.0.0.2", "0.0.0.0"],
+        }),
+      ],
+    });
+    assertHeldThenReleased(report, ["0.0.0.0"], ["127.0.0.1", "127.0.0.2"]);
+  },
+);
+
+test(
+  "a client connecting to a held port is closed at once and never passes for the hand-off's own",
+  { timeout: SLOW, skip: LINUX_ONLY },
+  async () => {
+    const reservation = await hold();
+    const { port } = reservation;
+    for (let i = 0; i < 20; i++) {
+      const socket = net.connect({ host: "127.0.0.1", port });
+      // Closed by the holder, not left waiting: a poller moves on at once.
+      await bounded(
+        new Promise((resolve) => socket.once("close", resolve)),
+        2000,
+      );
+    }
+    // A poller in a process of its own keeps connecting through the release.
+    const poller = PYTHON
+      ? undefined
+      : run("python3", [POLLER, String(port), "1"], 20_000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await bounded(reservation.release(), 5000);
+    await assertTimeWait("127.0.0.1", port);
+    const polled = await poller;
+    if (polled) assert.ok(Number(polled.stdout) > 0, polled.stderr);
+    const server = await listen("127.0.0.1", port);
+    await closeServer(server);
+  },
+);
+
+test(
+  "a named port is not kept from another caller naming it; a held one is, until released",
+  { skip: LINUX_ONLY },
+  async () => {
+    const port = await reserve();
+    // Named: anyone naming the port gets it, TIME_WAIT or not.
+    assert.equal(await reserve({ port }), port);
+    const reservation = await hold({ port });
+    assert.equal(reservation.port, port);
+    assert.deepEqual(states("127.0.0.1", port).filter((s) => s === "LISTEN"), [
+      "LISTEN",
+    ]);
+    await assert.rejects(reserve({ port, fallback: false }), {
+      message:
+        `Cannot reserve port on 127.0.0.1 as none of the ports named is left: tried ${port} (1 in use); name more ports, or let it fall back to any port`,
+    });
+    await assert.rejects(listen("127.0.0.1", port), { code: "EADDRINUSE" });
+    assert.notEqual(await reserve({ port }), port); // the fallback
+    await reservation.release();
+    assert.equal(reservation.port, port);
+    assert.equal(await reserve({ port, fallback: false }), port);
+  },
+);
+
+test(
+  "processes holding ports from one range in parallel get distinct ports",
+  { timeout: SLOW, skip: NAMESPACE },
+  async () => {
+    const holder = JSON.stringify({
+      options: {
+        port: [...Array(20).keys()].map((i) => 8000 + i),
+        fallback: false,
+      },
+      sleepMs: 500,
+    });
+    const report = await inNamespace({
+      args: ["hold", holder],
+      // Seven more holders beside the first, their reports as "# " lines.
+      during: [
+        'for i in 1 2 3 4 5 6 7; do ("$@" | sed "s/^/# /") & done; wait',
+      ],
+    });
+    const reports = [
+      report,
+      ...report.extra.split("\n").map((line: string) => JSON.parse(line)),
+    ];
+    const ports = reports.map((r) => r.port);
+    assert.equal(ports.length, 8, JSON.stringify(reports));
+    assert.equal(new Set(ports).size, 8, JSON.stringify(ports));
+    assert.ok(ports.every((p) => p >= 8000 && p < 8020), JSON.stringify(ports));
+  },
+);
+
+test(
+  "reserve() takes the first named port that can be bound, passing over ones with a listener",
+  { skip: LINUX_ONLY },
+  async () => {
+    const busy = await listen("127.0.0.1", 0);
+    const free = await listen("127.0.0.1", 0);
+    const freePort = portOf(free);
+    await closeServer(free); // free, and not in TIME_WAIT: nothing connected
+    try {
+      const port = await reserve({ port: new Set([portOf(busy), freePort]) });
+      assert.equal(port, freePort);
+      await assertTimeWait("127.0.0.1", port);
+    } finally {
+      await closeServer(busy);
+    }
+  },
+);
+
+test(
+  "exclude keeps ports out, named or kernel-chosen, and excluded kernel ports are let go without a TIME_WAIT",
+  { timeout: SLOW, skip: NAMESPACE },
+  async () => {
+    const range = (from: number, to: number) =>
+      Array.from({ length: to - from + 1 }, (_, i) => from + i);
+    const report = await inNamespace({
+      setup: [SMALL_RANGE],
+      args: [
+        "calls",
+        JSON.stringify([
+          { exclude: range(40000, 40008) },
+          { port: [40001, 40002], exclude: [40001] },
+          { exclude: range(40000, 40009) },
+        ]),
+      ],
+      after: ["ss -Htn state time-wait | awk '{print \"# \" $3}'"],
+    });
+    const [kernel, named, none] = report.results;
+    assert.equal(kernel.port, 40009, JSON.stringify(report));
+    assert.equal(named.port, 40002, JSON.stringify(report));
+    assert.match(none.error.message, /no ephemeral port is left/);
+    // TIME_WAIT only where a port was reserved: none on the excluded draws.
+    const timeWait = new Set(report.extra.split("\n"));
+    assert.deepEqual(timeWait, new Set(["127.0.0.1:40009", "127.0.0.1:40002"]));
+  },
+);
+
+test(
+  "reserveMany() gives named ports first, in order, then kernel-chosen ones; without fallback it names the ports tried",
+  { timeout: SLOW, skip: NAMESPACE },
+  async () => {
+    const named = Array.from({ length: 10 }, (_, i) => 8000 + i);
+    const many = (options: ReserveOptions) =>
+      inNamespace({
+        args: ["many", JSON.stringify({ count: 12, options })],
+      });
+    const { ports } = await many({ port: named });
+    assert.deepEqual(ports.slice(0, 10), named);
+    assert.equal(new Set(ports).size, 12);
+    assert.ok(ports.slice(10).every((p: number) => p >= 32768), ports);
+    const { error } = await many({ port: named, fallback: false });
+    assert.equal(
+      error?.message,
+      "Cannot reserve port on 127.0.0.1 as none of the ports named is left: tried 8000-8009 (10 reserved by this call); name more ports, or let it fall back to any port",
+    );
+  },
+);
+
+test("every new option is checked before anything touches the network, with a TypeError or RangeError", async () => {
+  // 192.0.2.1 is not an address of this machine: a listen would say so.
+  const hostname = "192.0.2.1";
+  const prefix = "Cannot reserve port as";
+  const endless = {
+    *[Symbol.iterator](): Generator<number> {
+      for (;;) yield 8000;
+    },
+  };
+  const throwing = {
+    *[Symbol.iterator](): Generator<number> {
+      yield 8000;
+      throw new Error("no more");
+    },
+  };
+  const cases: [ReserveOptions, string, string][] = [
+    [
+      { port: "80" as never },
+      "TypeError",
+      `${prefix} 'port' must be a port number or an iterable of port numbers: current value is "80"`,
+    ],
+    [
+      { port: [0] },
+      "RangeError",
+      `${prefix} 'port' must list integers in 1-65535: current value holds 0`,
+    ],
+    [
+      { port: [8000, 1.5] },
+      "RangeError",
+      `${prefix} 'port' must list integers in 1-65535: current value holds 1.5`,
+    ],
+    [
+      { port: [70000] },
+      "RangeError",
+      `${prefix} 'port' must list integers in 1-65535: current value holds 70000`,
+    ],
+    [
+      { port: ["8000"] as never },
+      "RangeError",
+      `${prefix} 'port' must list integers in 1-65535: current value holds "8000"`,
+    ],
+    [
+      { port: [] },
+      "RangeError",
+      `${prefix} 'port' must name at least one port: current value is []`,
+    ],
+    [
+      { port: endless },
+      "RangeError",
+      `${prefix} 'port' must list at most 65535 ports`,
+    ],
+    [
+      { port: throwing },
+      "TypeError",
+      `${prefix} 'port' could not be read: no more`,
+    ],
+    [
+      { exclude: 5 as never },
+      "TypeError",
+      `${prefix} 'exclude' must be an iterable of port numbers: current value is 5`,
+    ],
+    [
+      { exclude: [65536] },
+      "RangeError",
+      `${prefix} 'exclude' must list integers in 1-65535: current value holds 65536`,
+    ],
+    [
+      { port: [8000, 8001], exclude: [8001, 8000] },
+      "RangeError",
+      `${prefix} 'exclude' leaves none of the ports named: 8000-8001`,
+    ],
+    [
+      { fallback: "no" as never },
+      "TypeError",
+      `${prefix} 'fallback' must be a boolean: current value is "no"`,
+    ],
+  ];
+  for (const [options, name, message] of cases) {
+    for (const call of [reserve, hold]) {
+      await assert.rejects(call({ hostname, ...options }), { name, message });
+    }
+  }
+  await assert.rejects(reserveMany(2, { hostname, fallback: 0 as never }), {
+    name: "TypeError",
+    message:
+      "Cannot reserve ports as 'fallback' must be a boolean: current value is 0",
+  });
+  const ranges: [number, number, string][] = [
+    [0, 10, "'from' must be an integer in 1-65535: current value is 0"],
+    [10, 65536, "'to' must be an integer in 1-65535: current value is 65536"],
+    [1.5, 10, "'from' must be an integer in 1-65535: current value is 1.5"],
+    [
+      9000,
+      8000,
+      "'from' must not be above 'to': current values are 9000 and 8000",
+    ],
+  ];
+  for (const [from, to, message] of ranges) {
+    assert.throws(() => portRange(from, to), {
+      name: "RangeError",
+      message: `Cannot make a port range as ${message}`,
+    });
+  }
+  assert.deepEqual(portRange(65535, 65535), [65535]);
+});
+
+test(
+  "a reservation never released is a leak that Deno's sanitizer reports",
+  {
+    timeout: SLOW,
+    skip: RUNTIME === "deno" ? false : "Deno's sanitizers exist only on Deno",
+  },
+  async () => {
+    const file = fileURLToPath(
+      new URL("./testdata/unreleased.ts", import.meta.url),
+    );
+    const result = await run(process.execPath, ["test", "-N", file], 60_000);
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.match(result.stdout + result.stderr, /Leaks detected/);
+    assert.match(result.stdout + result.stderr, /A TCP listener was opened/);
+  },
+);
+
 test("reservations and every failure path leave no file descriptor open", {
   skip: LINUX_ONLY,
 }, async () => {
@@ -926,7 +1278,22 @@ async function everyPath(): Promise<void> {
   if (HAS_IPV6) await reserve({ hostname: "localhost" });
   const server = await listen("127.0.0.1", 0);
   await reserve({ port: portOf(server) });
+  await reserve({ port: [portOf(server), 0 || portOf(server) + 1] })
+    .catch(() => undefined); // the second may be busy too
+  await rejection(reserve({ port: [portOf(server)], fallback: false }));
   await closeServer(server);
+  await reserve({ exclude: portRange(40000, 40999) });
+  const held = await hold();
+  const foreign = net.connect({ host: "127.0.0.1", port: held.port });
+  await new Promise((resolve) => foreign.once("close", resolve));
+  await held.release();
+  await held.release();
+  {
+    await using _ = await hold({
+      hostname: HAS_IPV6 ? "localhost" : undefined,
+    });
+  }
+  await rejection(hold({ port: [] }));
   await rejection(reserve({ port: 1.5 }));
   await rejection(reserveMany(-1));
   await rejection(reserve({ hostname: "192.0.2.1" }));
@@ -1008,6 +1375,39 @@ async function assertWildcardCovers(
   assert.deepEqual(report.timeWait, each(20));
   assert.deepEqual(report.landed, each([]));
   assert.equal(report.rebound, 20);
+}
+
+/**
+ * A child's `hold` report: while held, the port listens on `listening` and
+ * every bind of it (Python's and node:net's, with SO_REUSEADDR) fails, and no
+ * port-0 listener or connection of a churn gets it; after the release it is in
+ * TIME_WAIT on `timeWait`, the binds succeed and the churn still misses it.
+ */
+// deno-lint-ignore no-explicit-any -- a JSON report, read field by field
+function assertHeldThenReleased(
+  report: any,
+  listening: string[],
+  timeWait: string[],
+): void {
+  const shown = JSON.stringify(report);
+  const { held, released } = report;
+  for (const address of listening) {
+    assert.deepEqual(held.states[address], ["LISTEN"], shown);
+  }
+  const probes = Object.keys(held.node);
+  const each = (value: string) =>
+    Object.fromEntries(probes.map((a) => [a, value]));
+  assert.deepEqual(held.node, each("EADDRINUSE"), shown);
+  assert.deepEqual(released.node, each("bound"), shown);
+  if (!PYTHON) {
+    assert.deepEqual(held.python, each("EADDRINUSE"), shown);
+    assert.deepEqual(released.python, each("bound"), shown);
+  }
+  for (const address of timeWait) {
+    assert.ok(released.states[address].includes("TIME_WAIT"), shown);
+  }
+  assert.equal(held.landed, 0, shown);
+  assert.equal(released.landed, 0, shown);
 }
 
 /** Fails instead of waiting past `ms`: a hang is a failure, not a stall. */

@@ -2,6 +2,10 @@
 // A child process for mod_test.ts, run as `RUNTIME child.ts BACKEND MODE [ARG]`,
 // BACKEND being "deno", "bun", "node" or "auto", and MODE one of:
 //   call JSON        reserve(JSON options) once
+//   calls JSON       reserve() once for each options object of a JSON array
+//   hold JSON        hold(options) and probe the port while held and after
+//                    the release: {options, probe: [addresses], churn: N,
+//                    sleepMs}; see holdAndProbe()
 //   fault JSON       the same, counting the TCP sockets left open, then exit
 //   many JSON        reserveMany(count, options) with {count, options, timeWaitMs}
 //   sequential N     reserve() N times, one after another
@@ -13,8 +17,9 @@
 //                    {count, hostname, churn: [addresses], rounds}
 // It prints one JSON line and exits 0; a failure is reported in the JSON.
 // Only modes that read /proc or open files need more than net permission.
+import { spawnSync } from "node:child_process";
 import process from "node:process";
-import { reserve, reserveMany } from "../mod.ts";
+import { hold, reserve, reserveMany } from "../mod.ts";
 import { useBackend } from "./hooks.ts";
 
 const [backend, mode, arg = ""] = process.argv.slice(2);
@@ -31,6 +36,18 @@ async function run(mode: string, arg: string): Promise<unknown> {
       return { error: describe(error), ms: since(start) };
     }
   }
+  if (mode === "calls") {
+    const results = [];
+    for (const options of JSON.parse(arg)) {
+      try {
+        results.push({ port: await reserve(options) });
+      } catch (error) {
+        results.push({ error: describe(error) });
+      }
+    }
+    return { results };
+  }
+  if (mode === "hold") return await holdAndProbe(JSON.parse(arg));
   if (mode === "many") {
     const { count, options, timeWaitMs } = JSON.parse(arg);
     useBackend({ ...hooks, timeWaitMs });
@@ -210,6 +227,109 @@ async function run(mode: string, arg: string): Promise<unknown> {
     return { ports, timeWait, landed, rebound };
   }
   throw new Error(`Unknown mode ${mode}`);
+}
+
+/**
+ * Holds a port, then on each `probe` address: binds it with SO_REUSEADDR in
+ * Python and in node:net while held (both must fail), runs a churn of `churn`
+ * bind(0) listeners and outgoing connections (none may get it), waits
+ * `sleepMs`, releases, and does the same again (now the binds succeed, and
+ * the kernel still keeps the churn off the port, which is in TIME_WAIT).
+ */
+async function holdAndProbe(
+  { options, probe = [], churn = 0, sleepMs = 0 }: {
+    options: Record<string, unknown>;
+    probe?: string[];
+    churn?: number;
+    sleepMs?: number;
+  },
+): Promise<unknown> {
+  const { states } = await import("../test_util.ts");
+  let reservation;
+  try {
+    reservation = await hold(options);
+  } catch (error) {
+    return { error: describe(error) };
+  }
+  const { port } = reservation;
+  const look = async () => ({
+    states: Object.fromEntries(probe.map((a) => [a, states(a, port)])),
+    python: Object.fromEntries(probe.map((a) => [a, pythonBind(a, port)])),
+    node: await sequentially(probe, (a) => nodeBind(a, port)),
+    landed: (await churnPorts(churn)).filter((p) => p === port).length,
+  });
+  const held = await look();
+  await new Promise((resolve) => setTimeout(resolve, sleepMs));
+  await reservation.release();
+  await reservation.release(); // a no-op
+  // The last FIN crosses loopback in softirq context: allow it a moment.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const released = await look();
+  return { port, held, released };
+}
+
+/** `f` of each address, one after another (binds must not overlap). */
+async function sequentially(
+  addresses: string[],
+  f: (address: string) => Promise<string>,
+): Promise<Record<string, string>> {
+  const results: Record<string, string> = {};
+  for (const address of addresses) results[address] = await f(address);
+  return results;
+}
+
+/** A bind with SO_REUSEADDR and a listen in Python: "bound" or the errno. */
+function pythonBind(address: string, port: number): string {
+  const script = "import socket, sys\n" +
+    "s = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)\n" +
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n" +
+    "try:\n  s.bind((sys.argv[1], int(sys.argv[2])))\n  s.listen()\n  print('bound')\n" +
+    "except OSError as e:\n  print(e.errno == 98 and 'EADDRINUSE' or e)";
+  const result = spawnSync("python3", ["-c", script, address, String(port)], {
+    encoding: "utf8",
+  });
+  return result.error ? "no python3" : result.stdout.trim();
+}
+
+/** A node:net server on address:port (SO_REUSEADDR): "bound" or the code. */
+async function nodeBind(address: string, port: number): Promise<string> {
+  const net = await import("node:net");
+  const server = net.createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host: address, port }, resolve);
+    });
+  } catch (error) {
+    return (error as { code?: string }).code ?? String(error);
+  }
+  await new Promise((resolve) => server.close(resolve));
+  return "bound";
+}
+
+/** The local ports of `count` bind(0) listeners and `count` connections. */
+async function churnPorts(count: number): Promise<number[]> {
+  const net = await import("node:net");
+  const ports: number[] = [];
+  const target = net.createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => target.listen(0, "127.0.0.1", resolve));
+  for (let i = 0; i < count; i++) {
+    const server = net.createServer();
+    await new Promise<void>((resolve) =>
+      server.listen(0, "127.0.0.1", resolve)
+    );
+    ports.push((server.address() as { port: number }).port);
+    await new Promise((resolve) => server.close(resolve));
+    const socket = net.connect({
+      host: "127.0.0.1",
+      port: (target.address() as { port: number }).port,
+    });
+    await new Promise((resolve) => socket.once("connect", resolve));
+    ports.push(socket.localPort!);
+    socket.destroy();
+  }
+  await new Promise((resolve) => target.close(resolve));
+  return ports;
 }
 
 function since(start: number): number {
