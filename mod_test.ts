@@ -45,7 +45,7 @@ const NFT = NAMESPACE ||
     : "nft (Debian's nftables) is missing: npm test installs it when run as root");
 /** A bound for tests that spawn processes: Bun's default is 5 s. */
 const SLOW = 120_000;
-// Node 20 runs a JavaScript build of this file and of the child (scripts/);
+// Node 20 runs a JavaScript build of this file and of the child (_tools/);
 // everything else runs the sources.
 const CHILD = fileURLToPath(
   new URL(

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 total=${1:-20000}
 bucket=${2:-500}
 bin=node_modules/.bin
-ns=bench/in_namespace.sh
+ns=_tools/in_namespace.sh
 narrow='echo "40000 40999" > /proc/sys/net/ipv4/ip_local_port_range && exec "$@"'
 mkdir -p .build
 command -v cc >/dev/null && cc -O2 -o .build/floor bench/floor.c

@@ -34,19 +34,19 @@ const build = (entry, out) => [
   "--format=esm",
   `--outfile=.build/${out}`,
 ];
-// The stress steps run in a network namespace (bench/in_namespace.sh).
+// The stress steps run in a network namespace (_tools/in_namespace.sh).
 const notLinux = process.platform === "linux"
   ? false
   : `network namespaces are Linux's, not ${process.platform}'s`;
 
-/** A small stress run (bench/stress.ts) in a fresh network namespace. */
+/** A small stress run (_tools/stress.ts) in a fresh network namespace. */
 const stress = (label, runtime, method, expect) => [
   label,
   "sh",
   [
-    "bench/in_namespace.sh",
+    "_tools/in_namespace.sh",
     ...(runtime === "deno" ? ["deno", "run", "-A"] : ["bun"]),
-    "bench/stress.ts",
+    "_tools/stress.ts",
     ...["--method", method, "--expect", expect],
     ...["--processes", "4", "--per-process", "250"],
   ],
@@ -72,18 +72,18 @@ const steps = [
   [
     "deno publish --dry-run, README links",
     systemNode,
-    ["scripts/check_package.mjs"],
+    ["_tools/check_package.mjs"],
   ],
   // One version: deno.json's, which CHANGELOG.md must list (cli_test.ts keeps
   // cli.ts's --version equal to it; the publish workflow checks the tag).
-  ["version and CHANGELOG.md", systemNode, ["scripts/check_release.mjs"]],
+  ["version and CHANGELOG.md", systemNode, ["_tools/check_release.mjs"]],
   // The workflows cannot run here: they must parse and say what they should.
-  ["GitHub workflows", bun, ["scripts/check_workflows.mjs"]],
+  ["GitHub workflows", bun, ["_tools/check_workflows.mjs"]],
   // What a new user does from a clone: `deno install -g ./cli.ts`, then run it.
   [
     "deno install from this checkout",
     systemNode,
-    ["scripts/check_install.mjs"],
+    ["_tools/check_install.mjs"],
     undefined,
     {},
     windows && "the installed command is a .cmd on Windows: not checked there",
