@@ -21,7 +21,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { reserve } from "../mod.ts";
 import { naivePort } from "../bench/naive.ts";
-import { RUNTIME } from "../test_util.ts";
+import { RUNTIME } from "../bench/_util.ts";
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const args = process.argv.slice(2);
