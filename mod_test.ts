@@ -54,7 +54,7 @@ const SMALL_RANGE =
   'echo "40000 40009" > /proc/sys/net/ipv4/ip_local_port_range';
 /** A bound for tests that spawn processes: Bun's default is 5 s. */
 const SLOW = 120_000;
-// Node 20 runs a JavaScript build of this file and of the child (scripts/);
+// Node 20 runs a JavaScript build of this file and of the child (_tools/);
 // everything else runs the sources.
 const CHILD = fileURLToPath(
   new URL(

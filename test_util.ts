@@ -19,7 +19,7 @@ export { useBackend } from "./testdata/hooks.ts";
 /**
  * Whether the tests run from the TypeScript sources (Deno, Bun, Node 22.18+
  * and 24, which strip types) rather than from Node 20's JavaScript build in
- * .build/ (scripts/test.mjs), where this module is bundled into a .js file.
+ * .build/ (_tools/test.mjs), where this module is bundled into a .js file.
  */
 const FROM_SOURCE = import.meta.url.endsWith(".ts");
 

@@ -3,7 +3,8 @@
 # outstanding reservations, 0 to 20,000, for the C floor, Deno and Bun, each in
 # a fresh network namespace (default port range, empty TIME_WAIT table); then
 # exhaustion in a namespace with a 1,000-port range: what the last call says
-# and how long it takes. Writes bench/capacity.json and bench/capacity.svg.
+# and how long it takes. Writes bench/data/capacity.json and
+# bench/data/capacity.svg (the README shows the chart).
 # Takes about four minutes (the kernel is slow near the cliff).
 # Usage: bench/capacity.sh [TOTAL] [BUCKET]   (from the repository root)
 set -euo pipefail
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 total=${1:-20000}
 bucket=${2:-500}
 bin=node_modules/.bin
-ns=bench/in_namespace.sh
+ns=_tools/in_namespace.sh
 narrow='echo "40000 40999" > /proc/sys/net/ipv4/ip_local_port_range && exec "$@"'
 mkdir -p .build
 command -v cc >/dev/null && cc -O2 -o .build/floor bench/floor.c
@@ -35,7 +36,9 @@ command -v cc >/dev/null && cc -O2 -o .build/floor bench/floor.c
   echo ']}'
 } >.build/capacity.json
 node -e 'JSON.parse(require("fs").readFileSync(".build/capacity.json", "utf8"))'
-cp .build/capacity.json bench/capacity.json
-"$bin/deno" run -R=bench -W=bench bench/chart.ts bench/capacity.json bench/capacity.svg
-"$bin/deno" fmt -q bench/capacity.json
-echo "wrote bench/capacity.json and bench/capacity.svg"
+mkdir -p bench/data
+cp .build/capacity.json bench/data/capacity.json
+"$bin/deno" run -R=bench/data -W=bench/data bench/chart.ts \
+  bench/data/capacity.json bench/data/capacity.svg
+"$bin/deno" fmt -q bench/data/capacity.json
+echo "wrote bench/data/capacity.json and bench/data/capacity.svg"

@@ -7,7 +7,7 @@
 // reservations are then the outstanding ones, as long as it takes under 60 s.
 import process from "node:process";
 import { reserve } from "../mod.ts";
-import { RUNTIME } from "../test_util.ts";
+import { median, RUNTIME } from "./_util.ts";
 
 const [total = 20000, bucket = 500] = process.argv.slice(2).map(Number);
 const buckets: [number, number][] = [];
@@ -28,8 +28,7 @@ while (reserved < total) {
   times.push((performance.now() - start) * 1000);
   reserved++;
   if (times.length === bucket || reserved === total) {
-    times.sort((a, b) => a - b);
-    buckets.push([reserved, round(times[Math.floor(times.length / 2)])]);
+    buckets.push([reserved, round(median(times))]);
     times.length = 0;
   }
 }

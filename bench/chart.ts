@@ -1,6 +1,8 @@
 // Copyright 2026 the @x/port-reserve authors. MIT license.
-// Draws the capacity curve of bench/capacity.json as an SVG line chart:
-//   deno run -R=bench -W=bench bench/chart.ts IN.json OUT.svg
+// Draws the capacity curve of bench/data/capacity.json (bench/capacity.sh
+// writes it, then runs this) as an SVG line chart:
+//   deno run -R=bench/data -W=bench/data bench/chart.ts \
+//     bench/data/capacity.json bench/data/capacity.svg
 // x: outstanding reservations; y: median microseconds per reservation (log).
 
 interface Curve {

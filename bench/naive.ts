@@ -2,7 +2,7 @@
 // The naive "port 0 trick" most port finders use: listen on port 0, read the
 // port, close. It leaves nothing behind, so the kernel may hand the port to
 // anyone next. In the runtime's own API, as the cost floor of any JavaScript
-// approach and the baseline of bench/stress.ts.
+// approach and the baseline of _tools/stress.ts.
 interface Scope {
   Deno?: { listen(o: object): { addr: { port: number }; close(): void } };
   Bun?: { listen(o: object): { port: number; stop(force: boolean): void } };

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Microseconds per port for reserve(), reserveMany(100) and the naive port 0
 # trick on Deno, Bun and Node, and the same syscalls in C (bench/floor.c), each
-# run in a fresh network namespace (bench/in_namespace.sh) so that it starts
+# run in a fresh network namespace (_tools/in_namespace.sh) so that it starts
 # with an empty TIME_WAIT table. ROUNDS rounds of the whole matrix, alternating,
 # so a drifting machine favours no row; prints the median over rounds of each
 # run's median, and its ratio to the C floor.
@@ -12,7 +12,7 @@ bin=node_modules/.bin
 rounds=${1:-5}
 batches=${2:-10}
 per_batch=${3:-200}
-ns=bench/in_namespace.sh
+ns=_tools/in_namespace.sh
 mkdir -p .build
 "$bin/bun" build bench/per_call.ts --target=node --format=esm \
   --outfile=.build/bench/per_call.js >/dev/null

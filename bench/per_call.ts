@@ -9,7 +9,7 @@
 import process from "node:process";
 import { reserve, reserveMany } from "../mod.ts";
 import { naivePort } from "./naive.ts";
-import { RUNTIME } from "../test_util.ts";
+import { median, RUNTIME } from "./_util.ts";
 
 const [method = "reserve", batches = "10", perBatch = "200"] = process.argv
   .slice(2);
@@ -21,15 +21,13 @@ for (let i = 0; i < Number(batches); i++) {
   await op(Number(perBatch));
   samples.push((performance.now() - start) * 1000 / Number(perBatch));
 }
-samples.sort((a, b) => a - b);
-const median = samples[Math.floor(samples.length / 2)];
 process.stdout.write(
   JSON.stringify({
     runtime: RUNTIME,
     method,
-    usPerPort: Number(median.toFixed(1)),
-    min: Number(samples[0].toFixed(1)),
-    max: Number(samples[samples.length - 1].toFixed(1)),
+    usPerPort: Number(median(samples).toFixed(1)),
+    min: Number(Math.min(...samples).toFixed(1)),
+    max: Number(Math.max(...samples).toFixed(1)),
     ports: Number(batches) * Number(perBatch) + 50,
   }) + "\n",
 );

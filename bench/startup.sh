@@ -17,7 +17,7 @@ command -v hyperfine >/dev/null || {
   exit 1
 }
 if [ -z "${PORT_RESERVE_NAMESPACE:-}" ]; then
-  PORT_RESERVE_NAMESPACE=1 exec bench/in_namespace.sh "$0" "$@"
+  PORT_RESERVE_NAMESPACE=1 exec _tools/in_namespace.sh "$0" "$@"
 fi
 out=$(mktemp -d)
 for round in $(seq "$rounds"); do

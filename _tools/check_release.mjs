@@ -1,8 +1,8 @@
 // Copyright 2026 the @x/port-reserve authors. MIT license.
 // Plain JavaScript for Node 20, which runs it before anything is installed.
-// The version is deno.json's. `node scripts/check_release.mjs` checks that
+// The version is deno.json's. `node _tools/check_release.mjs` checks that
 // CHANGELOG.md has an Unreleased section and one for that version;
-// `node scripts/check_release.mjs vX.Y.Z` (the publish workflow, with the tag
+// `node _tools/check_release.mjs vX.Y.Z` (the publish workflow, with the tag
 // it runs for) also checks that the tag names that version.
 import { readFileSync } from "node:fs";
 

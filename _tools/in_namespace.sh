@@ -4,7 +4,7 @@
 # sockets and other programs do not skew a measurement. Where that is not
 # permitted, runs it on the host's network and says so on stderr.
 # The pinned runtimes (npm install) come first on PATH: `deno`, `bun`.
-# Usage: bench/in_namespace.sh COMMAND [ARGS...]
+# Usage: _tools/in_namespace.sh COMMAND [ARGS...]
 PATH="$(cd "$(dirname "$0")/.." && pwd)/node_modules/.bin:$PATH"
 export PATH
 if unshare -n true 2>/dev/null; then

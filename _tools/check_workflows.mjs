@@ -3,7 +3,7 @@
 // The GitHub workflows cannot run here. This checks what can be checked: each
 // file parses as YAML (with Bun's YAML 1.2 parser, which the pinned Bun
 // brings: no dependency), and each says what the README says it does.
-// Run as `bun scripts/check_workflows.mjs`.
+// Run as `bun _tools/check_workflows.mjs`.
 import { readFileSync } from "node:fs";
 
 const root = new URL("..", import.meta.url);
@@ -52,14 +52,17 @@ expect(
 const steps = runs(Object.values(publish.jobs ?? {})[0]);
 const tested = steps.findIndex(runsTests);
 const published = steps.findIndex((line) => /(deno|jsr) publish/.test(line));
-const checked = steps.findIndex((line) => line.includes("check_release.mjs"));
+const checked = steps.findIndex((line) =>
+  line.includes("node _tools/check_release.mjs")
+);
 expect(
   tested !== -1 && published > tested,
   "publish.yml: does not publish after npm install-test",
 );
 expect(
   checked !== -1 && checked < published,
-  "publish.yml: does not check the tag before publishing",
+  "publish.yml: does not check the tag (node _tools/check_release.mjs) " +
+    "before publishing",
 );
 expect(
   !/--allow-dirty|--dry-run/.test(steps[published] ?? ""),

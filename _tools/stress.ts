@@ -3,22 +3,25 @@
 // naive port 0 trick, while an independent churn process keeps opening port-0
 // listeners and outgoing connections, as other programs on a machine do.
 //
-//   RUNTIME bench/stress.ts [--processes P] [--per-process K]
-//                           [--method ours|naive] [--expect none|races]
+//   RUNTIME _tools/stress.ts [--processes P] [--per-process K]
+//                            [--method ours|naive] [--expect none|races]
 //
 // Reports: ports handed out, distinct, collisions (a port handed to more than
 // one process, or twice), and ports the churn later landed on (it got the port
 // after a process had been handed it). `--expect none` exits 1 unless both
 // are 0; `--expect races` exits 1 unless either is not, which shows on the
-// port 0 trick that the check can fail. Run it in a fresh network namespace (`deno task stress` does, as root),
-// so the host's TIME_WAIT table and other programs do not skew it.
+// port 0 trick that the check can fail. Run it in a fresh network namespace
+// (_tools/in_namespace.sh, as root), so the host's TIME_WAIT table and other
+// programs do not skew it. `npm test` runs a small one (4 × 250) on Deno and
+// Bun with `--expect none`, and the port 0 trick with `--expect races`;
+// `deno task stress` and `deno task stress:bun` run the full 16 × 1,000.
 import { spawn } from "node:child_process";
 import * as net from "node:net";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { reserve } from "../mod.ts";
-import { naivePort } from "./naive.ts";
-import { RUNTIME } from "../test_util.ts";
+import { naivePort } from "../bench/naive.ts";
+import { RUNTIME } from "../bench/_util.ts";
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const args = process.argv.slice(2);

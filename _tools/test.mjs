@@ -1,0 +1,346 @@
+// Copyright 2026 the @x/port-reserve authors. MIT license.
+// deno-lint-ignore-file explicit-function-return-type -- plain JavaScript for Node 20, which runs npm test
+// `npm test`: the quality gates, then the test suite on every runtime, one
+// after another (they share the host's ephemeral port range). Ends with one
+// line `test: N passed, N failed, N skipped` over all runtimes.
+//
+// `steps` below is the one list of what is checked, and the place for a new
+// gate or CI step. Parts of it, in the list's order:
+//   node _tools/test.mjs --gates       the gates only (`deno task check`)
+//   node _tools/test.mjs --only NAME   the step named NAME, as printed after
+//                                      `==`; repeatable (`deno task test` is
+//                                      --only "deno test")
+//   node _tools/test.mjs --help        the usage and every step's name
+// A part that runs a test suite ends with the `test:` line too, any other
+// with `steps: N passed, N failed, N skipped`. Exits 1 if a step fails.
+// deno.json's tasks call it as `npm test -- ARGS`: `deno task` would run a
+// command it finds in node_modules/.bin, such as the pinned `node`, as a
+// JavaScript file (denoland/deno#27114).
+import { spawn, spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const windows = process.platform === "win32";
+const bin = (name) =>
+  windows
+    ? `${root}node_modules\\.bin\\${name}.cmd`
+    : `${root}node_modules/.bin/${name}`;
+const deno = bin("deno");
+const bun = bin("bun");
+// Two Nodes, each called by its path. Inside npm scripts the pinned Node 24
+// (the `node` devDependency) is first on PATH, so `npm test` runs this file on
+// it; npm itself runs on the system Node, which npm names in
+// npm_node_execpath. That one (Node 20 in CI) runs the JavaScript build.
+const node24 = bin("node");
+const systemNode = process.env.npm_node_execpath || process.execPath;
+const nodeVersion = (node) =>
+  spawnSync(node, ["--version"], { encoding: "utf8", shell: windows })
+    .stdout?.trim() || "missing";
+const systemVersion = nodeVersion(systemNode);
+const node24Version = nodeVersion(node24);
+
+const nodeBackend = { PORT_RESERVE_BACKEND: "node" };
+/** A `bun build` of a test file for Node 20, into .build/. */
+const build = (name, entry, out) => ({
+  name,
+  command: bun,
+  args: [
+    "build",
+    entry,
+    "--target=node",
+    "--format=esm",
+    `--outfile=.build/${out}`,
+  ],
+});
+// The stress steps run in a network namespace (_tools/in_namespace.sh).
+const notLinux = process.platform === "linux"
+  ? false
+  : `network namespaces are Linux's, not ${process.platform}'s`;
+
+/** A small stress run (_tools/stress.ts) in a fresh network namespace. */
+const stress = (name, runtime, method, expect) => ({
+  name,
+  command: "sh",
+  args: [
+    "_tools/in_namespace.sh",
+    ...(runtime === "deno" ? ["deno", "run", "-A"] : ["bun"]),
+    "_tools/stress.ts",
+    ...["--method", method, "--expect", expect],
+    ...["--processes", "4", "--per-process", "250"],
+  ],
+  skip: notLinux,
+});
+
+/**
+ * Every step, in the order they run. Each is
+ * `{ name, command, args, gate?, counts?, env?, skip? }`: `name` is printed and
+ * picked by `--only`; `command` runs with `args` from the repository root;
+ * `gate: true` makes it a quality gate (`--gates`, `deno task check`);
+ * `counts` reads a test suite's summary from its output, which the `test:`
+ * line adds up; `env` adds environment variables; `skip` is false or the
+ * reason the step cannot run here.
+ */
+const steps = [
+  { name: "deno fmt", command: deno, args: ["fmt", "--check"], gate: true },
+  { name: "deno lint", command: deno, args: ["lint"], gate: true },
+  // deno.json's compilerOptions make this check refuse what Node 24 cannot
+  // strip: enums, namespaces, parameter properties, untyped type imports.
+  { name: "deno check", command: deno, args: ["check", "."], gate: true },
+  {
+    name: "deno doc --lint",
+    command: deno,
+    args: ["doc", "--lint", "mod.ts", "cli.ts"],
+    gate: true,
+  },
+  // `deno publish --dry-run --allow-dirty` (a dry run publishes nothing, and
+  // npm may touch the tree), then every relative link of the README must be a
+  // file of that package: JSR's package page resolves them against it.
+  {
+    name: "deno publish --dry-run, README links",
+    command: systemNode,
+    args: ["_tools/check_package.mjs"],
+    gate: true,
+  },
+  // One version: deno.json's, which CHANGELOG.md must list (cli_test.ts keeps
+  // cli.ts's --version equal to it; the publish workflow checks the tag).
+  {
+    name: "version and CHANGELOG.md",
+    command: systemNode,
+    args: ["_tools/check_release.mjs"],
+    gate: true,
+  },
+  // The workflows cannot run here: they must parse and say what they should.
+  {
+    name: "GitHub workflows",
+    command: bun,
+    args: ["_tools/check_workflows.mjs"],
+    gate: true,
+  },
+  // What a new user does from a clone: `deno install -g ./cli.ts`, then run it.
+  {
+    name: "deno install from this checkout",
+    command: systemNode,
+    args: ["_tools/check_install.mjs"],
+    gate: true,
+    skip: windows &&
+      "the installed command is a .cmd on Windows: not checked there",
+  },
+  {
+    name: "deno test",
+    command: deno,
+    args: [
+      "test",
+      "-A",
+      "--doc",
+      "mod.ts",
+      "cli.ts",
+      "mod_test.ts",
+      "cli_test.ts",
+    ],
+    counts: denoCounts,
+  },
+  {
+    name: "bun test",
+    command: bun,
+    args: ["test", "./mod_test.ts", "./cli_test.ts"],
+    counts: bunCounts,
+  },
+  // The node:net backend, which Node uses, on Deno and Bun too.
+  {
+    name: "deno test, node:net backend",
+    command: deno,
+    args: ["test", "-A", "mod_test.ts"],
+    counts: denoCounts,
+    env: nodeBackend,
+  },
+  {
+    name: "bun test, node:net backend",
+    command: bun,
+    args: ["test", "./mod_test.ts"],
+    counts: bunCounts,
+    env: nodeBackend,
+  },
+  // Node 24 runs the TypeScript as it is: no build, its own type stripping.
+  {
+    name: `node ${node24Version} test, TypeScript as is`,
+    command: node24,
+    args: ["--test-reporter=tap", "mod_test.ts"],
+    counts: nodeCounts,
+  },
+  {
+    name: `node ${node24Version} test, the command line`,
+    command: node24,
+    args: ["--test-reporter=tap", "cli_test.ts"],
+    counts: nodeCounts,
+  },
+  // A small race stress test on both runtimes, and its control: the port 0
+  // trick must show races, or the check could not fail.
+  stress("stress, deno", "deno", "ours", "none"),
+  stress("stress, bun", "bun", "ours", "none"),
+  stress("stress control, port 0 trick", "deno", "naive", "races"),
+  // Node 20 runs a JavaScript build, as JSR's npm layer serves one.
+  build("build for node", "mod_test.ts", "mod_test.js"),
+  build("build cli tests for node", "cli_test.ts", "cli_test.js"),
+  build("build child for node", "testdata/child.ts", "testdata/child.js"),
+  {
+    name: `node ${systemVersion} test, JavaScript build`,
+    command: systemNode,
+    args: [".build/mod_test.js"],
+    counts: nodeCounts,
+  },
+  {
+    name: `node ${systemVersion} test, the command line's main()`,
+    command: systemNode,
+    args: [".build/cli_test.js"],
+    counts: nodeCounts,
+  },
+];
+
+const selected = select(process.argv.slice(2));
+const everything = selected.length === steps.length;
+const suites = selected.some((step) => step.counts);
+
+// The fault tests drop packets with nftables inside private network
+// namespaces: install it where we can (root on Debian), as CI starts bare.
+// Without it those tests skip with a reason; in CI that is a failure.
+const toolFailures = suites ? installTools() : [];
+
+const total = { passed: 0, failed: 0, skipped: 0 };
+const ran = { passed: 0, failed: 0, skipped: 0 };
+const failures = [...toolFailures];
+for (const { name, command, args, counts, env = {}, skip } of selected) {
+  const shown = [command.replace(root, ""), ...args].join(" ");
+  const vars = Object.entries(env).map(([key, value]) => `${key}=${value} `);
+  process.stdout.write(`\n== ${name}: ${vars.join("")}${shown}\n`);
+  if (skip) {
+    process.stdout.write(`skipped: ${skip}\n`);
+    ran.skipped++;
+    continue;
+  }
+  const failed = failures.length;
+  const { code, output } = await run(command, args, env);
+  if (counts) {
+    const found = counts(output);
+    if (!found) failures.push(`${name}: no test summary`);
+    else for (const key of Object.keys(total)) total[key] += found[key];
+  }
+  if (code !== 0) failures.push(`${name}: exit ${code}`);
+  if (failures.length > failed) ran.failed++;
+  else ran.passed++;
+}
+for (const failure of failures) process.stdout.write(`FAILED ${failure}\n`);
+if (everything) {
+  process.stdout.write(
+    `runtimes: deno, bun, node ${node24Version} (TypeScript as is), ` +
+      `node ${systemVersion} (JavaScript build)\n`,
+  );
+}
+process.stdout.write(
+  suites
+    ? `test: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped\n`
+    : `steps: ${ran.passed} passed, ${ran.failed} failed, ${ran.skipped} skipped\n`,
+);
+process.exit(failures.length === 0 && total.failed === 0 ? 0 : 1);
+
+/** The steps the command line asks for, in the list's order; all by default. */
+function select(args) {
+  if (args.length === 0) return steps;
+  const names = new Set();
+  let gates = false;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--gates") gates = true;
+    else if (args[i] === "--only" && i + 1 < args.length) names.add(args[++i]);
+    else if (args[i] === "--only") usage("--only needs a step's name");
+    else if (args[i] === "--help") usage();
+    else usage(`unknown argument ${JSON.stringify(args[i])}`);
+  }
+  const known = new Set(steps.map((step) => step.name));
+  for (const name of names) {
+    if (!known.has(name)) usage(`no step is named ${JSON.stringify(name)}`);
+  }
+  return steps.filter((step) => (gates && step.gate) || names.has(step.name));
+}
+
+/** Prints the usage and the steps' names; exits 2 if there is a problem. */
+function usage(problem) {
+  (problem ? process.stderr : process.stdout).write(
+    (problem ? `test.mjs: ${problem}\n` : "") +
+      "usage: node _tools/test.mjs [--gates] [--only NAME]...\n" +
+      `steps (* a gate):\n${
+        steps.map((step) => `  ${step.gate ? "*" : " "} ${step.name}\n`)
+          .join("")
+      }`,
+  );
+  process.exit(problem ? 2 : 0);
+}
+
+function installTools() {
+  const has = (tool) => spawnSync(tool, ["--version"]).status === 0;
+  if (process.platform !== "linux" || has("nft")) return [];
+  process.stdout.write("\n== install nftables for the fault tests\n");
+  const root = process.getuid?.() === 0;
+  const apt = (...args) =>
+    spawnSync("apt-get", args, {
+      stdio: "inherit",
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    }).status === 0;
+  if (root) {
+    // A fresh machine may have no package lists yet.
+    apt("install", "-y", "-q", "nftables") ||
+      (apt("update", "-q") && apt("install", "-y", "-q", "nftables"));
+  }
+  if (has("nft")) return [];
+  const why = root ? "apt-get could not install nftables" : "not root";
+  process.stdout.write(`nft is missing (${why}): the fault tests skip\n`);
+  return process.env.CI
+    ? [`nftables: ${why}, so the fault tests cannot run`]
+    : [];
+}
+
+function denoCounts(output) {
+  const match = output.match(
+    /(\d+) passed \| (\d+) failed(?: \| (\d+) ignored)?/,
+  );
+  return match && {
+    passed: Number(match[1]),
+    failed: Number(match[2]),
+    skipped: Number(match[3] ?? 0),
+  };
+}
+
+function bunCounts(output) {
+  const count = (word) =>
+    Number(output.match(new RegExp(`^ *(\\d+) ${word}$`, "m"))?.[1] ?? 0);
+  return /^Ran \d+ tests?/m.test(output) &&
+    { passed: count("pass"), failed: count("fail"), skipped: count("skip") };
+}
+
+function nodeCounts(output) {
+  const count = (word) =>
+    Number(output.match(new RegExp(`^# ${word} (\\d+)$`, "m"))?.[1] ?? 0);
+  return /^# tests \d+$/m.test(output) &&
+    { passed: count("pass"), failed: count("fail"), skipped: count("skipped") };
+}
+
+function run(command, args, env) {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NO_COLOR: "1", ...env },
+      shell: windows,
+    });
+    let output = "";
+    const keep = (stream) => (chunk) => {
+      output += chunk;
+      stream.write(chunk);
+    };
+    child.stdout.on("data", keep(process.stdout));
+    child.stderr.on("data", keep(process.stderr));
+    child.on("error", (error) => {
+      output += String(error);
+      resolve({ code: -1, output });
+    });
+    child.on("close", (code) => resolve({ code, output }));
+  });
+}
