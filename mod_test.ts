@@ -1383,8 +1383,8 @@ async function assertWildcardCovers(
  * port-0 listener or connection of a churn gets it; after the release it is in
  * TIME_WAIT on `timeWait`, the binds succeed and the churn still misses it.
  */
-// deno-lint-ignore no-explicit-any -- a JSON report, read field by field
 function assertHeldThenReleased(
+  // deno-lint-ignore no-explicit-any -- a JSON report, read field by field
   report: any,
   listening: string[],
   timeWait: string[],
