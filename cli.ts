@@ -1,8 +1,9 @@
 // Copyright 2026 the @x/port-reserve authors. MIT license.
 /**
- * The `port-reserve` command: prints TCP ports left in TIME_WAIT, which the
- * kernel hands to no other process or outgoing connection for about 60 seconds
- * on Linux, or runs a command with them in its environment.
+ * The `port-reserve` command: prints TCP ports reserved as
+ * {@linkcode reserveMany} reserves them (the `@x/port-reserve` module
+ * documentation says what that protects), or runs a command with them in its
+ * environment.
  *
  * ```sh
  * port-reserve [options] [HOST] [PORT] [-- COMMAND [ARGS...]]
@@ -23,13 +24,15 @@
  * ```ts
  * import { main } from "@x/port-reserve/cli";
  *
- * const status = await main(["--count", "3", "--json"]);
- * console.log(status); // 0, after {"hostname":"127.0.0.1","ports":[…]}
+ * import assert from "node:assert/strict";
+ *
+ * // Prints {"hostname":"127.0.0.1","ports":[…]} on stdout.
+ * assert.equal(await main(["--count", "3", "--json"]), 0);
  * ```
  *
  * @module
  */
-import { reserveMany } from "./mod.ts";
+import { reserveMany, type ReserveOptions } from "./mod.ts";
 
 /** The package version, as in deno.json (a test keeps them equal). */
 const VERSION = "0.1.0";
@@ -48,10 +51,16 @@ Arguments:
                         127.0.0.1 and ::1; 0.0.0.0 for every IPv4 address of the
                         interfaces, :: for every address (Deno: add
                         --allow-sys=networkInterfaces to list them)
-  PORT                  preferred port, reserved if it can be bound (default 0: any)
+  PORT                  ports to prefer, tried in order: 8080, a list 8080,9000,
+                        a range 8000-8100, or a mix 3000,8000-8100; the first
+                        that can be bound is reserved, else any port (default
+                        0: any port)
 
 Options:
   -n, --count N         reserve N distinct ports, one per line (default 1)
+      --exclude LIST    never these ports (a list and ranges, as for PORT)
+      --no-fallback     fail, naming the ports tried, when none of PORT can be
+                        had, rather than reserve any port
       --json            print {"hostname":HOST,"ports":[...]} on one line
       --env NAME        with a command: put the first port in NAME, not PORT
   -h, --help            print this help
@@ -71,6 +80,7 @@ Examples:
   PORT="$(deno run -N jsr:@x/port-reserve)"
   docker run -p "127.0.0.1:$(deno run -N jsr:@x/port-reserve):5000" registry:2
   deno run -N jsr:@x/port-reserve --count 3 --json
+  deno run -N jsr:@x/port-reserve 127.0.0.1 8000-8100 --exclude 8080
   deno run -N --allow-sys=networkInterfaces jsr:@x/port-reserve 0.0.0.0 8080
   deno run -N --allow-run jsr:@x/port-reserve -- python3 -m http.server {port}`;
 
@@ -86,52 +96,59 @@ Examples:
  * @throws {Error} Never for bad input, a failed reservation or a failed write
  * to stdout, which give a status; only if writing to stderr fails (on Deno).
  *
- * @example Print one reserved port
+ * @example Reserve two ports from a range, as JSON
  * ```ts
  * import { main } from "@x/port-reserve/cli";
+ * import assert from "node:assert/strict";
  *
- * const status = await main([]);
- * console.log(status); // 0, after the port on a line of its own
+ * // Prints {"hostname":"127.0.0.1","ports":[…]} on stdout.
+ * assert.equal(await main(["--count", "2", "--json", "127.0.0.1", "20000-20100"]), 0);
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  let options;
+  const runtime = pickRuntime();
+  let invocation;
   try {
-    options = parse(args);
+    invocation = parse(args);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     fail(`${error.message}: see port-reserve --help`);
     return 2;
   }
-  const { hostname, port, count, json, command, help, version } = options;
   // Asked before reserving anything, which would be lost.
-  if ((help || version || !command) && await stdoutClosed()) {
+  if (invocation.kind !== "exec" && await runtime.stdoutClosed()) {
     fail("Cannot write to stdout as it is closed");
     return 1;
   }
-  if (help || version) return await print(help ? HELP : VERSION);
+  if (invocation.kind === "help") return await print(runtime, HELP);
+  if (invocation.kind === "version") return await print(runtime, VERSION);
   // Asked before reserving anything: without it there is nothing to run.
-  const denied = command && runDenied(command[0]);
+  const denied = invocation.kind === "exec" &&
+    runtime.runDenied(invocation.command[0]);
   if (denied) {
     fail(denied);
     return 1;
   }
+  const { count, hostname, options } = invocation;
   let ports: number[];
   try {
-    ports = await reserveMany(count, { hostname, port });
+    ports = await reserveMany(count, { hostname, ...options });
   } catch (error) {
     fail((error as Error).message);
     return error instanceof RangeError || error instanceof TypeError ? 2 : 1;
   }
-  if (!command) {
-    if (json) return await print(JSON.stringify({ hostname, ports }));
-    return ports.length > 0 ? await print(ports.join("\n")) : 0;
+  if (invocation.kind === "print") {
+    if (invocation.json) {
+      return await print(runtime, JSON.stringify({ hostname, ports }));
+    }
+    return ports.length > 0 ? await print(runtime, ports.join("\n")) : 0;
   }
-  const [program, ...rest] = command;
+  const [program, ...rest] = invocation.command;
   const first = String(ports[0]);
-  const env = { [options.env]: first, PORTS: ports.join(" ") };
+  const env = { [invocation.env]: first, PORTS: ports.join(" ") };
   try {
     return await execute(
+      await runtime.processes(),
       program,
       rest.map((arg) => arg.replaceAll("{port}", first)),
       env,
@@ -142,36 +159,52 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-// ---------------------------------------------------------------------------
+/**
+ * Runs the command line as the process: on the runtime's arguments, exiting
+ * with {@linkcode main}'s status. The entry blocks of `cli.ts` and `mod.ts`
+ * (`deno run jsr:@x/port-reserve`) call it; so can a script that is a
+ * `port-reserve` command of its own.
+ *
+ * @returns Never: it exits.
+ *
+ * @example A script of your own that is the command
+ * ```ts ignore
+ * import { run } from "@x/port-reserve/cli";
+ *
+ * await run();
+ * ```
+ */
+export async function run(): Promise<never> {
+  const runtime = pickRuntime();
+  return runtime.exit(await main(runtime.args));
+}
 
-interface Options {
+// ---------------------------------------------------------------------------
+// Parsing: what the arguments ask for, or a UsageError naming what is wrong.
+
+/** What the command line asks for. */
+type Invocation =
+  | { kind: "help" }
+  | { kind: "version" }
+  | Reservation & { kind: "print"; json: boolean }
+  | Reservation & { kind: "exec"; command: string[]; env: string };
+
+/** The ports asked for, as reserveMany() takes them. */
+interface Reservation {
   hostname: string;
-  port: number;
   count: number;
-  json: boolean;
-  env: string;
-  command: string[] | undefined;
-  help: boolean;
-  version: boolean;
+  options: ReserveOptions;
 }
 
 class UsageError extends Error {}
 
 /** The options that take no value: `--json=false` is bad usage, not `--json`. */
-const TAKES_NO_VALUE = ["--", "--help", "--version", "--json"];
+const TAKES_NO_VALUE = ["--", "--help", "--version", "--json", "--no-fallback"];
 
-function parse(args: string[]): Options {
-  const options: Options = {
-    hostname: "127.0.0.1",
-    port: 0,
-    count: 1,
-    json: false,
-    env: "PORT",
-    command: undefined,
-    help: false,
-    version: false,
-  };
+function parse(args: string[]): Invocation {
+  const flags: Record<string, string | true> = {};
   const positional: string[] = [];
+  let command: string[] | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     // "--count=3", "-n3" and "-n 3" all give the value 3.
@@ -180,64 +213,113 @@ function parse(args: string[]): Options {
       : /^-n./.test(arg)
       ? ["-n", arg.slice(2)]
       : [arg, undefined];
-    const value = (): string => {
-      if (inline !== undefined) return inline;
-      if (i + 1 >= args.length) throw new UsageError(`${flag} needs a value`);
-      return args[++i];
-    };
-    if (inline !== undefined && TAKES_NO_VALUE.includes(flag)) {
+    const name = ALIASES[flag] ?? flag;
+    if (inline !== undefined && TAKES_NO_VALUE.includes(name)) {
       throw new UsageError(
         `${flag} takes no value: current value is ${JSON.stringify(inline)}`,
       );
     }
-    if (flag === "--") {
-      options.command = args.slice(i + 1);
-      if (options.command.length === 0) {
+    if (name === "--") {
+      command = args.slice(i + 1);
+      if (command.length === 0) {
         throw new UsageError("-- must be followed by a command");
       }
       break;
-    } else if (flag === "-h" || flag === "--help") options.help = true;
-    else if (flag === "-V" || flag === "--version") options.version = true;
-    else if (flag === "--json") options.json = true;
-    else if (flag === "-n" || flag === "--count") {
-      options.count = integer(value(), 65535, "--count");
-    } else if (flag === "--env") {
-      options.env = value();
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.env)) {
-        throw new UsageError(
-          `--env must name an environment variable: current value is ${
-            JSON.stringify(options.env)
-          }`,
-        );
+    } else if (TAKES_NO_VALUE.includes(name)) flags[name] = true;
+    else if (TAKES_VALUE.includes(name)) {
+      if (inline === undefined && i + 1 >= args.length) {
+        throw new UsageError(`${flag} needs a value`);
       }
-      if (options.env === "PORTS") {
-        throw new UsageError(
-          "--env cannot be PORTS, which holds all the ports",
-        );
-      }
+      flags[name] = inline ?? args[++i];
     } else if (flag.startsWith("-") && flag !== "-") {
       throw new UsageError(`Unknown option ${flag}`);
     } else positional.push(arg);
   }
-  if (options.help || options.version) return options;
+  if (flags["--help"]) return { kind: "help" };
+  if (flags["--version"]) return { kind: "version" };
   if (positional.length > 2) {
     throw new UsageError(`Unexpected argument ${positional[2]}`);
   }
-  if (positional[0] !== undefined) options.hostname = positional[0];
-  if (positional[1] !== undefined) {
-    options.port = integer(positional[1], 65535, "PORT");
+  const [hostname = "127.0.0.1", port = "0"] = positional;
+  const count = flags["--count"] === undefined
+    ? 1
+    : integer(flags["--count"] as string, 65535, "--count");
+  const env = (flags["--env"] as string | undefined) ?? "PORT";
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(env)) {
+    throw new UsageError(
+      `--env must name an environment variable: current value is ${
+        JSON.stringify(env)
+      }`,
+    );
   }
-  if (options.command && options.json) {
+  if (env === "PORTS") {
+    throw new UsageError("--env cannot be PORTS, which holds all the ports");
+  }
+  const reservation = { hostname, count, options: ports(port, flags) };
+  if (!command) {
+    return { kind: "print", json: flags["--json"] === true, ...reservation };
+  }
+  if (flags["--json"]) {
     throw new UsageError(
       "--json prints ports and a command uses them: pick one",
     );
   }
-  if (options.command && options.count === 0) {
+  if (count === 0) {
     throw new UsageError(
       "A command needs at least one port: --count must be 1 or more",
     );
   }
-  return options;
+  return { kind: "exec", command, env, ...reservation };
+}
+
+const ALIASES: Record<string, string> = {
+  "-h": "--help",
+  "-V": "--version",
+  "-n": "--count",
+};
+const TAKES_VALUE = ["--count", "--env", "--exclude"];
+
+/** PORT, --exclude and --no-fallback as reserveMany() options. */
+function ports(port: string, flags: Record<string, unknown>): ReserveOptions {
+  const named = port === "0" ? [] : portList(port, "PORT");
+  const exclude = flags["--exclude"] === undefined
+    ? []
+    : portList(flags["--exclude"] as string, "--exclude");
+  if (named.length > 0 && named.every((p) => exclude.includes(p))) {
+    throw new UsageError(
+      `--exclude leaves none of the ports PORT names: ${JSON.stringify(port)}`,
+    );
+  }
+  return {
+    port: named.length > 0 ? named : 0,
+    exclude,
+    fallback: flags["--no-fallback"] !== true,
+  };
+}
+
+/** "8080", "8000-8100", "3000,8000-8100": the ports, in order. */
+function portList(text: string, name: string): number[] {
+  const ports: number[] = [];
+  for (const part of text.split(",")) {
+    const match = /^(\d+)(?:-(\d+))?$/.exec(part);
+    const [from, to] = [match?.[1], match?.[2] ?? match?.[1]].map(Number);
+    const why = !match
+      ? "is not a port or a range"
+      : !(from >= 1 && to <= 65535)
+      ? "is not in 1-65535"
+      : from > to
+      ? "runs backwards"
+      : undefined;
+    if (why) {
+      throw new UsageError(
+        `${name} must be ports 1-65535 or ranges such as 8000-8100, separated by commas: ${
+          JSON.stringify(part)
+        } ${why}`,
+      );
+    }
+    for (let port = from; port <= to; port++) ports.push(port);
+  }
+  return ports;
 }
 
 function integer(text: string, max: number, name: string): number {
@@ -251,22 +333,13 @@ function integer(text: string, max: number, name: string): number {
   return Number(text);
 }
 
-// The command line's only output: results on stdout, errors on stderr.
+// ---------------------------------------------------------------------------
+// Output: results on stdout, errors on stderr.
 
 /** Prints `text` and a newline on stdout: 0, or 1 after an error line. */
-async function print(text: string): Promise<number> {
-  const { Deno, Bun } = globalThis as unknown as Entry;
+async function print(runtime: Runtime, text: string): Promise<number> {
   try {
-    // Not console.log, which says nothing of a failed write on Bun and Node,
-    // nor of a broken pipe on Deno.
-    if (Deno) {
-      const bytes = new TextEncoder().encode(`${text}\n`);
-      let written = 0;
-      while (written < bytes.length) {
-        written += Deno.stdout.writeSync(bytes.subarray(written));
-      }
-    } else if (Bun) await Bun.write(Bun.stdout, `${text}\n`);
-    else await writeNode((globalThis as unknown as Entry).process, text);
+    await runtime.print(`${text}\n`);
     return 0;
   } catch (error) {
     fail(`Cannot write to stdout: ${(error as Error).message}`);
@@ -274,72 +347,119 @@ async function print(text: string): Promise<number> {
   }
 }
 
-/** Node reports a failed write to its callback, and as an "error" event. */
-function writeNode(process: NodeProcess, text: string): Promise<void> {
-  const { stdout } = process;
-  return new Promise((resolve, reject) => {
-    // On a failure the event follows the callback, and takes the listener.
-    stdout.once("error", reject);
-    stdout.write(`${text}\n`, (error) => {
-      if (error) return reject(error);
-      stdout.off("error", reject);
-      resolve();
-    });
-  });
-}
-
 function fail(message: string): void {
   // deno-lint-ignore no-console
   console.error(`port-reserve: ${message}`);
 }
 
-/**
- * Whether stdout was closed (`>&-`), on Bun. Deno, Bun and Node open /dev/null
- * on a closed fd 1 before any script runs, so that writes to it succeed. Bun
- * opens it close-on-exec, which no inherited stdout can be: that tells, on
- * Linux. Deno's is read-write /dev/null, the same as Python's
- * subprocess.DEVNULL and Node's stdio "ignore" give: Deno cannot tell.
- */
-async function stdoutClosed(): Promise<boolean> {
-  const { Bun } = globalThis as unknown as Entry;
-  if (!Bun) return false;
-  try {
-    const fdinfo = await Bun.file("/proc/self/fdinfo/1").text();
-    // Octal; O_CLOEXEC is 02000000 on x86 and Arm.
-    const flags = parseInt(/^flags:\s*([0-7]+)/m.exec(fdinfo)?.[1] ?? "0", 8);
-    return (flags & 0o2000000) !== 0;
-  } catch {
-    return false; // not Linux
-  }
-}
-
-/**
- * Whether Deno may read `path` without asking: it must never prompt. Granted,
- * it may still not read /proc/self: that takes -A, and then reading throws.
- */
-function mayRead(deno: DenoRuntime, path: string): boolean {
-  return deno.permissions.querySync({ name: "read", path }).state === "granted";
-}
+// ---------------------------------------------------------------------------
+// Exec mode: the command, its status, and the signals passed on to it.
 
 /** The signals passed on to the command. */
 const SIGNALS = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"] as const;
 type Signal = typeof SIGNALS[number];
 
-interface BunFile {
-  text(): Promise<string>;
+/** A running command; its status is 128 + n if signal n ended it. */
+interface Child {
+  kill(signal: Signal): unknown;
+  status: Promise<number>;
 }
-interface NodeProcess {
-  argv: string[];
-  env: Record<string, string | undefined>;
+
+/** Runs the command with stdio inherited and signals passed on; its status. */
+async function execute(
+  processes: Processes,
+  program: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<number> {
+  let child: Child | undefined;
+  const handlers = SIGNALS.map((signal) => {
+    const handler = (): void => {
+      if (fromTerminal(processes, signal)) return; // the command has it too
+      try {
+        child?.kill(signal);
+      } catch {
+        // It has just ended.
+      }
+    };
+    return [signal, handler] as const;
+  });
+  // Listen before spawning: a signal ignored here (as in a script's background
+  // job) would otherwise stay ignored in the command, which sh cannot trap.
+  for (const [signal, handler] of handlers) processes.listen(signal, handler);
+  try {
+    child = processes.spawn(program, args, env);
+    return await child.status;
+  } finally {
+    for (const [signal, handler] of handlers) {
+      processes.unlisten(signal, handler);
+    }
+  }
+}
+
+/**
+ * Whether a terminal sent `signal` to our whole process group, the command
+ * included, as it sends SIGINT (Ctrl-C) and SIGQUIT (Ctrl-\) to its foreground
+ * group: then passing it on would give the command a second one. It is so
+ * when our group is the terminal's foreground group, from fields 5 (pgrp) and
+ * 8 (tpgid) of /proc/self/stat; where that cannot be read (Deno without -A,
+ * not Linux), when stdin, stdout or stderr is a terminal. SIGHUP is always
+ * passed on: after a hangup we have no terminal left to tell, and a session
+ * leader (as under `ssh -t host port-reserve ...`) is the only one to get it.
+ */
+function fromTerminal(processes: Processes, signal: Signal): boolean {
+  if (signal !== "SIGINT" && signal !== "SIGQUIT") return false;
+  const stat = processes.procStat();
+  if (stat === undefined) return processes.onTerminal();
+  // "pid (comm) state ppid pgrp session tty_nr tpgid ...": comm may hold
+  // spaces and parentheses.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return fields[2] === fields[5];
+}
+
+// ---------------------------------------------------------------------------
+// Runtimes: what the command line needs of Deno, Bun or Node, chosen once.
+
+/** What the command line needs of its runtime. */
+interface Runtime {
+  args: string[];
   exit(code: number): never;
-  on(signal: Signal, handler: () => void): void;
-  off(signal: Signal, handler: () => void): void;
-  stdout: {
-    write(text: string, done: (error?: Error | null) => void): unknown;
-    once(event: "error", handler: (error: Error) => void): unknown;
-    off(event: "error", handler: (error: Error) => void): unknown;
-  };
+  /** Writes to stdout; rejects if it cannot. */
+  print(text: string): Promise<void>;
+  /** Whether stdout was closed (`>&-`); only Bun can tell. */
+  stdoutClosed(): Promise<boolean>;
+  /** Why Deno may not run `program`, or undefined if it may. */
+  runDenied(program: string): string | undefined;
+  /** What exec mode needs; Bun and Node load its node: modules only then. */
+  processes(): Promise<Processes>;
 }
+
+/** What exec mode needs of the runtime. */
+interface Processes {
+  listen(signal: Signal, handler: () => void): void;
+  unlisten(signal: Signal, handler: () => void): void;
+  /** Starts the command; throws, or its status rejects, if it cannot. */
+  spawn(program: string, args: string[], env: Record<string, string>): Child;
+  /** /proc/self/stat, or undefined where it cannot be read. */
+  procStat(): string | undefined;
+  /** Whether stdin, stdout or stderr is a terminal. */
+  onTerminal(): boolean;
+}
+
+/** Deno, then Bun (both also have `process`), then Node. */
+function pickRuntime(): Runtime {
+  const { Deno, Bun, process } = globalThis as unknown as Scope;
+  // `process` only where there is no Deno: on Deno it loads the Node layer.
+  if (Deno) return denoRuntime(Deno);
+  return Bun ? bunRuntime(Bun, process) : nodeRuntime(process);
+}
+
+interface Scope {
+  Deno?: DenoRuntime;
+  Bun?: BunRuntime;
+  process: NodeProcess;
+}
+
 interface DenoRuntime {
   args: string[];
   exit(code: number): never;
@@ -370,100 +490,39 @@ interface DenoRuntime {
   addSignalListener(signal: Signal, handler: () => void): void;
   removeSignalListener(signal: Signal, handler: () => void): void;
 }
-interface Entry {
-  Deno?: DenoRuntime;
-  Bun?: {
-    stdout: BunFile;
-    file(path: string): BunFile;
-    write(destination: BunFile, data: string): Promise<number>;
-  };
-  process: NodeProcess;
-}
 
-/** A running command; its status is 128 + n if signal n ended it. */
-interface Child {
-  kill(signal: Signal): unknown;
-  status: Promise<number>;
-}
-
-/** What exec mode needs of the runtime, chosen once. */
-interface Host {
-  listen(signal: Signal, handler: () => void): void;
-  unlisten(signal: Signal, handler: () => void): void;
-  /** Starts the command; throws, or its status rejects, if it cannot. */
-  spawn(program: string, args: string[], env: Record<string, string>): Child;
-  /** /proc/self/stat, or undefined where it cannot be read. */
-  procStat(): string | undefined;
-  /** Whether stdin, stdout or stderr is a terminal. */
-  onTerminal(): boolean;
-}
-
-/** Why Deno may not run `program`, or undefined if it may (or not Deno). */
-function runDenied(program: string): string | undefined {
-  const { Deno } = globalThis as unknown as Entry;
-  if (!Deno) return undefined;
-  const query = { name: "run", command: program } as const;
-  if (Deno.permissions.querySync(query).state === "granted") return undefined;
-  return `Cannot run ${program} as Deno has no run permission for it: run with --allow-run or --allow-run=${program}`;
-}
-
-/** Runs the command with stdio inherited and signals passed on; its status. */
-async function execute(
-  program: string,
-  args: string[],
-  env: Record<string, string>,
-): Promise<number> {
-  const scope = globalThis as unknown as Entry;
-  // `process` only without Deno: on Deno it loads the Node layer.
-  const host = scope.Deno
-    ? denoHost(scope.Deno)
-    : await nodeHost(scope.process);
-  let child: Child | undefined;
-  const handlers = SIGNALS.map((signal) => {
-    const handler = (): void => {
-      if (fromTerminal(host, signal)) return; // the command has it too
-      try {
-        child?.kill(signal);
-      } catch {
-        // It has just ended.
+function denoRuntime(deno: DenoRuntime): Runtime {
+  return {
+    args: deno.args,
+    exit: (code) => deno.exit(code),
+    print(text): Promise<void> {
+      // Not console.log, which says nothing of a broken pipe.
+      const bytes = new TextEncoder().encode(text);
+      let written = 0;
+      while (written < bytes.length) {
+        written += deno.stdout.writeSync(bytes.subarray(written));
       }
-    };
-    return [signal, handler] as const;
-  });
-  // Listen before spawning: a signal ignored here (as in a script's background
-  // job) would otherwise stay ignored in the command, which sh cannot trap.
-  for (const [signal, handler] of handlers) host.listen(signal, handler);
-  try {
-    child = host.spawn(program, args, env);
-    return await child.status;
-  } finally {
-    for (const [signal, handler] of handlers) host.unlisten(signal, handler);
-  }
+      return Promise.resolve();
+    },
+    // Deno opens /dev/null read-write on a closed fd 1, the same as Python's
+    // subprocess.DEVNULL and Node's stdio "ignore" give: it cannot tell.
+    stdoutClosed: () => Promise.resolve(false),
+    runDenied(program): string | undefined {
+      const query = { name: "run", command: program } as const;
+      if (deno.permissions.querySync(query).state === "granted") return;
+      return `Cannot run ${program} as Deno has no run permission for it: run with --allow-run or --allow-run=${program}`;
+    },
+    processes: () => Promise.resolve(denoProcesses(deno)),
+  };
 }
 
-/**
- * Whether a terminal sent `signal` to our whole process group, the command
- * included, as it sends SIGINT (Ctrl-C) and SIGQUIT (Ctrl-\) to its foreground
- * group: then passing it on would give the command a second one. It is so
- * when our group is the terminal's foreground group, from fields 5 (pgrp) and
- * 8 (tpgid) of /proc/self/stat; where that cannot be read (Deno without -A,
- * not Linux), when stdin, stdout or stderr is a terminal. SIGHUP is always
- * passed on: after a hangup we have no terminal left to tell, and a session
- * leader (as under `ssh -t host port-reserve ...`) is the only one to get it.
- */
-function fromTerminal(host: Host, signal: Signal): boolean {
-  if (signal !== "SIGINT" && signal !== "SIGQUIT") return false;
-  const stat = host.procStat();
-  if (stat === undefined) return host.onTerminal();
-  // "pid (comm) state ppid pgrp session tty_nr tpgid ...": comm may hold
-  // spaces and parentheses.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return fields[2] === fields[5];
-}
-
-function denoHost(deno: DenoRuntime): Host {
+function denoProcesses(deno: DenoRuntime): Processes {
   const proc = "/proc/self/stat";
-  const readable = mayRead(deno, proc);
+  // Deno must never prompt: granted, it may still not read /proc/self
+  // (that takes -A), and then reading throws.
+  const readable =
+    deno.permissions.querySync({ name: "read", path: proc }).state ===
+      "granted";
   return {
     listen: (signal, handler) => deno.addSignalListener(signal, handler),
     unlisten: (signal, handler) => deno.removeSignalListener(signal, handler),
@@ -491,8 +550,77 @@ function denoHost(deno: DenoRuntime): Host {
   };
 }
 
+interface BunFile {
+  text(): Promise<string>;
+}
+interface BunRuntime {
+  stdout: BunFile;
+  file(path: string): BunFile;
+  write(destination: BunFile, data: string): Promise<number>;
+}
+
+function bunRuntime(bun: BunRuntime, process: NodeProcess): Runtime {
+  return {
+    ...nodeRuntime(process),
+    // Not console.log, which says nothing of a failed write.
+    async print(text): Promise<void> {
+      await bun.write(bun.stdout, text);
+    },
+    /**
+     * Deno, Bun and Node open /dev/null on a closed fd 1 before any script
+     * runs, so that writes to it succeed. Bun opens it close-on-exec, which
+     * no inherited stdout can be: that tells, on Linux.
+     */
+    async stdoutClosed(): Promise<boolean> {
+      try {
+        const fdinfo = await bun.file("/proc/self/fdinfo/1").text();
+        // Octal; O_CLOEXEC is 02000000 on x86 and Arm.
+        const flags = /^flags:\s*([0-7]+)/m.exec(fdinfo)?.[1] ?? "0";
+        return (parseInt(flags, 8) & 0o2000000) !== 0;
+      } catch {
+        return false; // not Linux
+      }
+    },
+  };
+}
+
+interface NodeProcess {
+  argv: string[];
+  env: Record<string, string | undefined>;
+  exit(code: number): never;
+  on(signal: Signal, handler: () => void): void;
+  off(signal: Signal, handler: () => void): void;
+  stdout: {
+    write(text: string, done: (error?: Error | null) => void): unknown;
+    once(event: "error", handler: (error: Error) => void): unknown;
+    off(event: "error", handler: (error: Error) => void): unknown;
+  };
+}
+
+function nodeRuntime(process: NodeProcess): Runtime {
+  return {
+    args: process.argv.slice(2),
+    exit: (code) => process.exit(code),
+    // Node reports a failed write to its callback, and as an "error" event;
+    // on a failure the event follows the callback, and takes the listener.
+    print: (text) =>
+      new Promise((resolve, reject) => {
+        const { stdout } = process;
+        stdout.once("error", reject);
+        stdout.write(text, (error) => {
+          if (error) return reject(error);
+          stdout.off("error", reject);
+          resolve();
+        });
+      }),
+    stdoutClosed: () => Promise.resolve(false),
+    runDenied: () => undefined,
+    processes: () => nodeProcesses(process),
+  };
+}
+
 /** Bun and Node: their node: modules are loaded only in exec mode. */
-async function nodeHost(process: NodeProcess): Promise<Host> {
+async function nodeProcesses(process: NodeProcess): Promise<Processes> {
   const [{ spawn }, { readFileSync }, { constants }, { isatty }] = await Promise
     .all([
       import("node:child_process"),
@@ -532,10 +660,4 @@ async function nodeHost(process: NodeProcess): Promise<Host> {
 const meta = import.meta;
 // Inlined into another entry's bundle, this module shares that entry's
 // import.meta, whose main is true: only its own name says it is the entry.
-if (meta.main && /\/cli\.[jt]s$/.test(meta.url)) {
-  // `process` only where there is no Deno: on Deno it loads the Node layer.
-  const scope = globalThis as unknown as Entry;
-  const code = await main(scope.Deno?.args ?? scope.process.argv.slice(2));
-  if (scope.Deno) scope.Deno.exit(code);
-  else scope.process.exit(code);
-}
+if (meta.main && /\/cli\.[jt]s$/.test(meta.url)) await run();

@@ -16,6 +16,7 @@ import {
   closeServer,
   LINUX_ONLY,
   listen,
+  namespaceSupport,
   NO_CLI,
   NO_IPV6,
   portOf,
@@ -26,6 +27,7 @@ import {
   waitFor,
 } from "./test_util.ts";
 
+const NAMESPACE = namespaceSupport();
 const CLI = fileURLToPath(new URL("./cli.ts", import.meta.url));
 const MOD = fileURLToPath(new URL("./mod.ts", import.meta.url));
 const DENO_ONLY = RUNTIME === "deno" ? false : "Deno permissions are Deno's";
@@ -139,6 +141,39 @@ test(
     assert.equal(ports.split(" ").length, 2);
     assert.equal(arg, `--port=${port}`);
     await assertTimeWait("127.0.0.1", Number(port));
+  },
+);
+
+test(
+  "PORT takes a port, a list, a range or a mix, and --exclude and --no-fallback work as the options do",
+  { timeout: 60_000, skip: NO_CLI || NAMESPACE },
+  async () => {
+    // Fixed ports, in a network namespace of our own where all are free.
+    const result = await cliInNamespace([
+      '"$@" 127.0.0.1 8000',
+      '"$@" -n 3 127.0.0.1 3000,8000-8001',
+      '"$@" -n 3 127.0.0.1 8000-8001 --exclude 8000',
+      '"$@" --json -n 2 127.0.0.1 9000-9001',
+      '"$@" -n 3 127.0.0.1 8000-8001 --no-fallback; echo "status $?"',
+      '"$@" 127.0.0.1 7000-7010 --exclude=7000,7002 -- sh -c \'echo "PORT=$PORT"\'',
+    ]);
+    const lines = result.stdout.trimEnd().split("\n");
+    assert.deepEqual(
+      lines.slice(0, 5),
+      ["8000", "3000", "8000", "8001", "8001"],
+      result.stderr,
+    );
+    // Then kernel-chosen ports: the named ones left ran out.
+    assert.ok(lines.slice(5, 7).every((port) => Number(port) >= 32768));
+    assert.deepEqual(lines.slice(7), [
+      '{"hostname":"127.0.0.1","ports":[9000,9001]}',
+      "status 1",
+      "PORT=7001",
+    ]);
+    assert.equal(
+      result.stderr,
+      "port-reserve: Cannot reserve port on 127.0.0.1 as none of the ports named is left: tried 8000-8001 (2 reserved by this call); name more ports, or let it fall back to any port\n",
+    );
   },
 );
 
@@ -284,7 +319,27 @@ test("bad usage exits 2 with one line on stderr naming the problem", {
       /--count must be an integer in 0-65535: current value is "x"/,
     ],
     [["--count"], /--count needs a value/],
-    [["127.0.0.1", "70000"], /PORT must be an integer in 0-65535: .*"70000"/],
+    [
+      ["127.0.0.1", "70000"],
+      /PORT must be ports 1-65535 .*: "70000" is not in 1-65535/,
+    ],
+    [
+      ["127.0.0.1", "8000-x"],
+      /PORT must be .*: "8000-x" is not a port or a range/,
+    ],
+    [
+      ["127.0.0.1", "3000,9000-8000"],
+      /PORT must be .*: "9000-8000" runs backwards/,
+    ],
+    [["127.0.0.1", "8000,"], /PORT must be .*: "" is not a port or a range/],
+    [["127.0.0.1", "0,8000"], /PORT must be .*: "0" is not in 1-65535/],
+    [["--exclude", "80a"], /--exclude must be .*: "80a" is not a port/],
+    [["--exclude"], /--exclude needs a value/],
+    [
+      ["127.0.0.1", "8000-8001", "--exclude", "8000,8001"],
+      /--exclude leaves none of the ports PORT names: "8000-8001"/,
+    ],
+    [["--no-fallback=1"], /--no-fallback takes no value/],
     [["a", "1", "b"], /Unexpected argument b/],
     [["--env", "1X", "--", "true"], /--env must name an environment variable/],
     [["--json", "--", "true"], /--json .* pick one/],
@@ -598,6 +653,17 @@ function inTerminal(
     stdio: ["pipe", stdout, "inherit"],
     env: { ...process.env, SHELL: "/bin/sh", DENO_BINARY: process.execPath },
   });
+}
+
+/**
+ * Runs `lines` in sh in a fresh network namespace with loopback up, the
+ * command line being "$@" there (with --allow-run on Deno).
+ */
+function cliInNamespace(lines: string[]): Promise<RunResult> {
+  const { command, args } = cliCommand([], ["-N", "--allow-run"]);
+  const script = ['set -- "$0" "$@"', "ip link set lo up", ...lines]
+    .join("\n");
+  return run("unshare", ["-n", "sh", "-c", script, command, ...args], 30_000);
 }
 
 function cli(args: string[], denoFlags: string[] = ["-N"]): Promise<RunResult> {

@@ -1851,11 +1851,6 @@ function nodeConnection(
   };
 }
 
-interface CommandLine {
-  Deno?: { args: string[]; exit(code: number): never };
-  process: { argv: string[]; exit(code: number): never };
-}
-
 // bun build turns `import.meta.main` into a test that is true in Node for
 // every module, so that importing a bundle would run the command line: it
 // leaves `main` read off an alias alone.
@@ -1865,9 +1860,5 @@ const meta = import.meta;
 if (meta.main && /\/mod\.[jt]s$/.test(meta.url)) {
   // `deno run -N jsr:@x/port-reserve` runs this module: hand over to the
   // command line, loaded only here so that importing mod.ts never loads it.
-  // `process` only where there is no Deno: on Deno it loads the Node layer.
-  const scope = globalThis as unknown as CommandLine;
-  import("./cli.ts")
-    .then(({ main }) => main(scope.Deno?.args ?? scope.process.argv.slice(2)))
-    .then((code) => (scope.Deno ?? scope.process).exit(code));
+  import("./cli.ts").then(({ run }) => run());
 }
