@@ -202,39 +202,7 @@ class UsageError extends Error {}
 const TAKES_NO_VALUE = ["--", "--help", "--version", "--json", "--no-fallback"];
 
 function parse(args: string[]): Invocation {
-  const flags: Record<string, string | true> = {};
-  const positional: string[] = [];
-  let command: string[] | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    // "--count=3", "-n3" and "-n 3" all give the value 3.
-    const [flag, inline] = arg.startsWith("--") && arg.includes("=")
-      ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)]
-      : /^-n./.test(arg)
-      ? ["-n", arg.slice(2)]
-      : [arg, undefined];
-    const name = ALIASES[flag] ?? flag;
-    if (inline !== undefined && TAKES_NO_VALUE.includes(name)) {
-      throw new UsageError(
-        `${flag} takes no value: current value is ${JSON.stringify(inline)}`,
-      );
-    }
-    if (name === "--") {
-      command = args.slice(i + 1);
-      if (command.length === 0) {
-        throw new UsageError("-- must be followed by a command");
-      }
-      break;
-    } else if (TAKES_NO_VALUE.includes(name)) flags[name] = true;
-    else if (TAKES_VALUE.includes(name)) {
-      if (inline === undefined && i + 1 >= args.length) {
-        throw new UsageError(`${flag} needs a value`);
-      }
-      flags[name] = inline ?? args[++i];
-    } else if (flag.startsWith("-") && flag !== "-") {
-      throw new UsageError(`Unknown option ${flag}`);
-    } else positional.push(arg);
-  }
+  const { flags, positional, command } = readFlags(args);
   if (flags["--help"]) return { kind: "help" };
   if (flags["--version"]) return { kind: "version" };
   if (positional.length > 2) {
@@ -270,6 +238,51 @@ function parse(args: string[]): Invocation {
     );
   }
   return { kind: "exec", command, env, ...reservation };
+}
+
+/**
+ * Splits the arguments into flags (by their long name), positional arguments
+ * and the command after `--`.
+ */
+function readFlags(args: string[]): {
+  flags: Record<string, string | true>;
+  positional: string[];
+  command: string[] | undefined;
+} {
+  const flags: Record<string, string | true> = {};
+  const positional: string[] = [];
+  let command: string[] | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    // "--count=3", "-n3" and "-n 3" all give the value 3.
+    const [flag, inline] = arg.startsWith("--") && arg.includes("=")
+      ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)]
+      : /^-n./.test(arg)
+      ? ["-n", arg.slice(2)]
+      : [arg, undefined];
+    const name = ALIASES[flag] ?? flag;
+    if (inline !== undefined && TAKES_NO_VALUE.includes(name)) {
+      throw new UsageError(
+        `${flag} takes no value: current value is ${JSON.stringify(inline)}`,
+      );
+    }
+    if (name === "--") {
+      command = args.slice(i + 1);
+      if (command.length === 0) {
+        throw new UsageError("-- must be followed by a command");
+      }
+      break;
+    } else if (TAKES_NO_VALUE.includes(name)) flags[name] = true;
+    else if (TAKES_VALUE.includes(name)) {
+      if (inline === undefined && i + 1 >= args.length) {
+        throw new UsageError(`${flag} needs a value`);
+      }
+      flags[name] = inline ?? args[++i];
+    } else if (flag.startsWith("-") && flag !== "-") {
+      throw new UsageError(`Unknown option ${flag}`);
+    } else positional.push(arg);
+  }
+  return { flags, positional, command };
 }
 
 const ALIASES: Record<string, string> = {

@@ -191,7 +191,7 @@ export async function reserveMany(
   if (!Number.isInteger(count) || count < 0 || count > 65535) {
     throw new RangeError(
       `Cannot reserve ports as 'count' must be an integer in 0-65535: current value is ${
-        show(count)
+        valueText(count)
       }`,
     );
   }
@@ -286,7 +286,7 @@ export function portRange(from: number, to: number): number[] {
     if (!isPort(value)) {
       throw new RangeError(
         `Cannot make a port range as '${name}' must be an integer in 1-65535: current value is ${
-          show(value)
+          valueText(value)
         }`,
       );
     }
@@ -317,7 +317,7 @@ const TIME_WAIT_MS = 60_000;
 const OPTION_KEYS = ["hostname", "port", "exclude", "fallback"];
 
 /** A validated request: where to reserve, and which ports. */
-interface Request {
+interface ReserveRequest {
   /** The host as the caller wrote it, for messages. */
   label: string;
   host: Host;
@@ -334,19 +334,40 @@ type Host =
   | { kind: "localhost" }
   | { kind: "wildcard"; address: "0.0.0.0" | "::" };
 
-function readOptions(options: ReserveOptions, what: string): Request {
-  const prefix = `Cannot reserve ${what} as`;
+/** Validates options, before anything touches the network. */
+function readOptions(options: ReserveOptions, noun: string): ReserveRequest {
+  const prefix = `Cannot reserve ${noun} as`;
+  const { hostname = "127.0.0.1", port = 0, exclude = [], fallback = true } =
+    readOwnKeys(prefix, options);
+  const host = readHost(prefix, hostname);
+  const ports = readNamedPorts(prefix, port, exclude);
+  if (typeof fallback !== "boolean") {
+    throw new TypeError(
+      `${prefix} 'fallback' must be a boolean: current value is ${
+        valueText(fallback)
+      }`,
+    );
+  }
+  return { label: hostname as string, host, ...ports, fallback };
+}
+
+/**
+ * The options object's own properties, read once: a getter or a proxy that
+ * throws is bad input like any other, with its error as the cause.
+ */
+function readOwnKeys(
+  prefix: string,
+  options: unknown,
+): Record<string, unknown> {
   if (
     typeof options !== "object" || options === null || Array.isArray(options)
   ) {
     throw new TypeError(
       `${prefix} 'options' must be an object: current value is ${
-        show(options)
+        valueText(options)
       }`,
     );
   }
-  // Own properties only, read once: a getter or a proxy that throws is bad
-  // input like any other, with its error as the cause.
   let own: Record<string, unknown>;
   try {
     own = Object.fromEntries(
@@ -369,12 +390,14 @@ function readOptions(options: ReserveOptions, what: string): Request {
       } and ${OPTION_KEYS.at(-1)}`,
     );
   }
-  const { hostname = "127.0.0.1", port = 0, exclude = [], fallback = true } =
-    own;
+  return own;
+}
+
+function readHost(prefix: string, hostname: unknown): Host {
   if (typeof hostname !== "string" || hostname.trim() === "") {
     throw new TypeError(
       `${prefix} 'hostname' must be a non-empty string: current value is ${
-        show(hostname)
+        valueText(hostname)
       }`,
     );
   }
@@ -382,16 +405,25 @@ function readOptions(options: ReserveOptions, what: string): Request {
   if (!host) {
     throw new TypeError(
       `${prefix} 'hostname' must be an IP address or a host name such as 127.0.0.1, ::1 or localhost: current value is ${
-        show(hostname)
+        valueText(hostname)
       }`,
     );
   }
+  return host;
+}
+
+/** `port` and `exclude`: the ports named, less the excluded ones. */
+function readNamedPorts(
+  prefix: string,
+  port: unknown,
+  exclude: unknown,
+): { named: number[]; exclude: Set<number> } {
   let ports: number[];
   if (typeof port === "number") {
     if (port !== 0 && !isPort(port)) {
       throw new RangeError(
         `${prefix} 'port' must be an integer in 0-65535: current value is ${
-          show(port)
+          valueText(port)
         }`,
       );
     }
@@ -401,7 +433,7 @@ function readOptions(options: ReserveOptions, what: string): Request {
     if (ports.length === 0) {
       throw new RangeError(
         `${prefix} 'port' must name at least one port: current value is ${
-          show(port)
+          valueText(port)
         }`,
       );
     }
@@ -413,14 +445,7 @@ function readOptions(options: ReserveOptions, what: string): Request {
       `${prefix} 'exclude' leaves none of the ports named: ${portList(ports)}`,
     );
   }
-  if (typeof fallback !== "boolean") {
-    throw new TypeError(
-      `${prefix} 'fallback' must be a boolean: current value is ${
-        show(fallback)
-      }`,
-    );
-  }
-  return { label: hostname, host, named, exclude: excluded, fallback };
+  return { named, exclude: excluded };
 }
 
 /**
@@ -434,7 +459,7 @@ function readPorts(prefix: string, name: string, value: unknown): number[] {
     throw new TypeError(
       `${prefix} '${name}' must be ${
         name === "port" ? "a port number or " : ""
-      }an iterable of port numbers: current value is ${show(value)}`,
+      }an iterable of port numbers: current value is ${valueText(value)}`,
     );
   }
   const items: unknown[] = [];
@@ -455,7 +480,7 @@ function readPorts(prefix: string, name: string, value: unknown): number[] {
   if (bad !== undefined || items.includes(undefined)) {
     throw new RangeError(
       `${prefix} '${name}' must list integers in 1-65535: current value holds ${
-        show(bad)
+        valueText(bad)
       }`,
     );
   }
@@ -568,7 +593,7 @@ class Claims {
   lastCause: unknown;
   #named: number[];
   #next = 0;
-  constructor(request: Request) {
+  constructor(request: ReserveRequest) {
     this.#named = request.named;
   }
   /** The next named port to try, or undefined when none is left. */
@@ -588,7 +613,7 @@ interface Claim {
 /** Claims a port and hands it over at once: a reservation. */
 async function reserveOne(
   sockets: Sockets,
-  request: Request,
+  request: ReserveRequest,
   claims: Claims,
 ): Promise<number> {
   const claim = await claimPort(sockets, request, claims);
@@ -603,7 +628,7 @@ async function reserveOne(
  */
 async function claimPort(
   sockets: Sockets,
-  request: Request,
+  request: ReserveRequest,
   claims: Claims,
 ): Promise<Claim> {
   for (let port = claims.nextNamed(); port !== undefined;) {
@@ -617,7 +642,7 @@ async function claimPort(
       // Alone and with no fallback, a privileged port is the error itself.
       const passOver = code === "EADDRINUSE" ||
         (code === "EACCES" && (request.named.length > 1 || request.fallback));
-      if (!passOver) throw describe(error, request, port);
+      if (!passOver) throw userError(error, request, port);
       if (code === "EACCES") claims.privileged++;
       else claims.busy++;
       claims.lastCause = (error as StepError).cause;
@@ -639,7 +664,7 @@ async function claimPort(
   try {
     claim = await listenCovering(sockets, request, 0, skip);
   } catch (error) {
-    throw describe(error, request, 0);
+    throw userError(error, request, 0);
   }
   claims.taken.add(claim.port);
   return claim;
@@ -652,7 +677,7 @@ async function claimPort(
  */
 async function listenCovering(
   sockets: Sockets,
-  request: Request,
+  request: ReserveRequest,
   port: number,
   skip?: (port: number) => boolean,
 ): Promise<Claim> {
@@ -700,7 +725,7 @@ async function listenCovering(
 /** Leaves the claimed port in TIME_WAIT on every address, and closes it. */
 async function handOver(
   sockets: Sockets,
-  request: Request,
+  request: ReserveRequest,
   claim: Claim,
 ): Promise<void> {
   try {
@@ -710,7 +735,7 @@ async function handOver(
       }
     }
   } catch (error) {
-    throw describe(error, request, claim.port);
+    throw userError(error, request, claim.port);
   } finally {
     await closeAll(claim.listeners);
   }
@@ -894,7 +919,7 @@ class HeldPort implements Reservation {
   readonly port: number;
   #release: () => Promise<void>;
   #released: Promise<void> | undefined;
-  constructor(sockets: Sockets, request: Request, claim: Claim) {
+  constructor(sockets: Sockets, request: ReserveRequest, claim: Claim) {
     this.hostname = request.label;
     this.port = claim.port;
     const listeners = claim.listeners.map((l) => new HeldListener(l));
@@ -1139,7 +1164,11 @@ const MESSAGES: Record<Code, (context: Context) => string> = {
 };
 
 /** Turns a failed step into the error users see. */
-function describe(error: unknown, request: Request, port: number): Error {
+function userError(
+  error: unknown,
+  request: ReserveRequest,
+  port: number,
+): Error {
   if (!(error instanceof StepError)) return error as Error;
   const { step, code, host: address } = error;
   const prefix = `Cannot reserve port${
@@ -1162,7 +1191,7 @@ function describe(error: unknown, request: Request, port: number): Error {
 }
 
 /** With `fallback: false`, when every named port was passed over. */
-function namedPortsError(request: Request, claims: Claims): Error {
+function namedPortsError(request: ReserveRequest, claims: Claims): Error {
   const reasons = [
     [claims.busy, "in use"],
     [claims.privileged, "needing privileges"],
@@ -1195,7 +1224,7 @@ function portList(ports: number[]): string {
 }
 
 function expiringBatchError(
-  request: Request,
+  request: ReserveRequest,
   count: number,
   done: number,
   firstAt: number,
@@ -1226,7 +1255,7 @@ function bracket(host: string): string {
 function ignore(): void {}
 
 /** A value as a message shows it: strings quoted, arrays and objects as JSON. */
-function show(value: unknown): string {
+function valueText(value: unknown): string {
   if (typeof value === "bigint") return `${value}n`;
   if (typeof value === "function") return "a function";
   if (typeof value === "string") return JSON.stringify(value);
@@ -1481,40 +1510,6 @@ function denoSockets(deno: DenoRuntime): Sockets {
       }
     }
   }
-  function wrap(conn: DenoConn): Connection {
-    async function readToEnd(): Promise<void> {
-      try {
-        while (await conn.read(new Uint8Array(16)) !== null) { /* unread */ }
-      } catch (error) {
-        throw new StepError(
-          "end-of-stream",
-          closedCode(error),
-          conn.localAddr.hostname,
-          error,
-        );
-      }
-    }
-    let endOfStream: Promise<void> | undefined;
-    return {
-      localAddress: conn.localAddr.hostname,
-      localPort: conn.localAddr.port,
-      remoteAddress: conn.remoteAddr.hostname,
-      remotePort: conn.remoteAddr.port,
-      get endOfStream(): Promise<void> {
-        return endOfStream ??= readToEnd();
-      },
-      closeWrite: () => conn.closeWrite(),
-      close: () => conn.close(),
-    };
-  }
-  function code(error: unknown): Code | undefined {
-    const message = messageOf(error);
-    if (/temporary failure in name resolution/i.test(message)) {
-      return "EAI_AGAIN";
-    }
-    if (/lookup address/i.test(message)) return "ENOTFOUND";
-    return knownCode(error);
-  }
   return {
     requireNet,
     interfaceAddresses(): Promise<string[]> {
@@ -1532,15 +1527,15 @@ function denoSockets(deno: DenoRuntime): Sockets {
       try {
         listener = deno.listen({ hostname, port });
       } catch (error) {
-        throw new StepError("listen", code(error), hostname, error);
+        throw new StepError("listen", denoCode(error), hostname, error);
       }
       const { hostname: address, port: bound } = listener.addr;
       return Promise.resolve({
         address,
         port: bound,
         accept: () =>
-          listener.accept().then(wrap, (error) => {
-            throw new StepError("accept", code(error), address, error);
+          listener.accept().then(denoConnection, (error) => {
+            throw new StepError("accept", denoCode(error), address, error);
           }),
         close: () => listener.close(),
       });
@@ -1548,14 +1543,53 @@ function denoSockets(deno: DenoRuntime): Sockets {
     async connect(address, port, signal): Promise<Connection> {
       requireNet([address]);
       try {
-        return wrap(await deno.connect({ hostname: address, port, signal }));
+        return denoConnection(
+          await deno.connect({ hostname: address, port, signal }),
+        );
       } catch (error) {
-        throw new StepError("connect", code(error), address, error);
+        throw new StepError("connect", denoCode(error), address, error);
       }
     },
     // Deno reports EMFILE from accept itself.
     descriptorsExhausted: () => Promise.resolve(undefined),
   };
+}
+
+/** A Deno connection; its end-of-stream is read only when asked for. */
+function denoConnection(conn: DenoConn): Connection {
+  async function readToEnd(): Promise<void> {
+    try {
+      while (await conn.read(new Uint8Array(16)) !== null) { /* unread */ }
+    } catch (error) {
+      throw new StepError(
+        "end-of-stream",
+        closedCode(error),
+        conn.localAddr.hostname,
+        error,
+      );
+    }
+  }
+  let endOfStream: Promise<void> | undefined;
+  return {
+    localAddress: conn.localAddr.hostname,
+    localPort: conn.localAddr.port,
+    remoteAddress: conn.remoteAddr.hostname,
+    remotePort: conn.remoteAddr.port,
+    get endOfStream(): Promise<void> {
+      return endOfStream ??= readToEnd();
+    },
+    closeWrite: () => conn.closeWrite(),
+    close: () => conn.close(),
+  };
+}
+/** Deno's errors as codes: its failed lookups have none, only a text. */
+function denoCode(error: unknown): Code | undefined {
+  const message = messageOf(error);
+  if (/temporary failure in name resolution/i.test(message)) {
+    return "EAI_AGAIN";
+  }
+  if (/lookup address/i.test(message)) return "ENOTFOUND";
+  return knownCode(error);
 }
 
 interface BunSocket {
@@ -1588,53 +1622,7 @@ function bunSockets(bun: BunRuntime): Sockets {
   return {
     requireNet: ignore,
     interfaceAddresses,
-    async listen(hostname, port): Promise<Listener> {
-      const address = await listenAddress(hostname);
-      const queue = new AcceptQueue();
-      // Each accepted socket's end-of-stream, by socket.
-      const ends = new Map<BunSocket, ReturnType<typeof endTracker>>();
-      let listener;
-      try {
-        listener = bun.listen({
-          hostname: address,
-          port,
-          socket: {
-            open(socket): void {
-              const end = endTracker(address);
-              ends.set(socket, end);
-              queue.push({
-                ...bunConnection(socket, end.endOfStream),
-                // Bun closes an accepted socket at once on end(); shutdown()
-                // half-closes it, and its close then means the peer's FIN.
-                closeWrite(): void {
-                  end.halfClosed();
-                  socket.shutdown();
-                },
-              });
-            },
-            data: ignore,
-            end: (socket) => ends.get(socket)?.ended(),
-            close(socket, error): void {
-              ends.get(socket)?.closed(error);
-              ends.delete(socket);
-            },
-            error: (socket, error) => ends.get(socket)?.closed(error),
-          },
-        });
-      } catch (error) {
-        throw await listenFailure(error, hostname);
-      }
-      const bound = listener;
-      return {
-        address: connectableAddress(bound.hostname, address),
-        port: bound.port,
-        accept: () => queue.next(),
-        close(): void {
-          queue.close(new StepError("accept", undefined, address));
-          bound.stop(true);
-        },
-      };
-    },
+    listen: (hostname, port) => bunListen(bun, hostname, port),
     // A pending Bun.connect cannot be cancelled (Bun's node:net client could
     // be, but loading it costs 10 ms at every start): one that outlives the
     // deadline is closed if it ever connects, else the kernel gives up on it.
@@ -1660,6 +1648,59 @@ function bunSockets(bun: BunRuntime): Sockets {
       return bunConnection(socket, end.endOfStream);
     },
     descriptorsExhausted: probeDescriptors,
+  };
+}
+
+/** A Bun.listen listener; accepted sockets queue until asked for. */
+async function bunListen(
+  bun: BunRuntime,
+  hostname: string,
+  port: number,
+): Promise<Listener> {
+  const address = await listenAddress(hostname);
+  const queue = new AcceptQueue();
+  // Each accepted socket's end-of-stream, by socket.
+  const ends = new Map<BunSocket, ReturnType<typeof endTracker>>();
+  let listener;
+  try {
+    listener = bun.listen({
+      hostname: address,
+      port,
+      socket: {
+        open(socket): void {
+          const end = endTracker(address);
+          ends.set(socket, end);
+          queue.push({
+            ...bunConnection(socket, end.endOfStream),
+            // Bun closes an accepted socket at once on end(); shutdown()
+            // half-closes it, and its close then means the peer's FIN.
+            closeWrite(): void {
+              end.halfClosed();
+              socket.shutdown();
+            },
+          });
+        },
+        data: ignore,
+        end: (socket) => ends.get(socket)?.ended(),
+        close(socket, error): void {
+          ends.get(socket)?.closed(error);
+          ends.delete(socket);
+        },
+        error: (socket, error) => ends.get(socket)?.closed(error),
+      },
+    });
+  } catch (error) {
+    throw await listenFailure(error, hostname);
+  }
+  const bound = listener;
+  return {
+    address: connectableAddress(bound.hostname, address),
+    port: bound.port,
+    accept: () => queue.next(),
+    close(): void {
+      queue.close(new StepError("accept", undefined, address));
+      bound.stop(true);
+    },
   };
 }
 
