@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Microseconds per port for reserve(), reserveMany(100) and the naive port 0
+# Microseconds per port for reserve(), reserveMany(100), hold() + release() and the naive port 0
 # trick on Deno, Bun and Node, and the same syscalls in C (bench/floor.c), each
 # run in a fresh network namespace (_tools/in_namespace.sh) so that it starts
 # with an empty TIME_WAIT table. ROUNDS rounds of the whole matrix, alternating,
@@ -20,7 +20,7 @@ command -v cc >/dev/null && cc -O2 -o .build/floor bench/floor.c
 out=$(mktemp)
 for round in $(seq "$rounds"); do
   [ -x .build/floor ] && $ns .build/floor "$per_batch" "$batches" >>"$out"
-  for method in reserve many naive; do
+  for method in reserve many hold naive; do
     $ns "$bin/deno" run -A bench/per_call.ts "$method" "$batches" "$per_batch" >>"$out"
     $ns "$bin/bun" bench/per_call.ts "$method" "$batches" "$per_batch" >>"$out"
     $ns node .build/bench/per_call.js "$method" "$batches" "$per_batch" >>"$out"

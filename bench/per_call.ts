@@ -1,13 +1,14 @@
 // Copyright 2026 the @x/port-reserve authors. MIT license.
 // Microseconds per port, on whatever runtime runs this file:
 //   RUNTIME bench/per_call.ts METHOD [BATCHES] [PER_BATCH]
-// METHOD: reserve | many (reserveMany(100), per port) | naive (listen on port
+// METHOD: reserve | many (reserveMany(100), per port) | hold (hold() then
+// release(), together) | naive (listen on port
 // 0 and close, in the runtime's own API: the racy trick, and the floor of any
 // JavaScript approach). Prints one JSON line with the median over batches.
 // Run it in a fresh network namespace (bench/per_call.sh does) so the host's
 // TIME_WAIT table and other processes do not skew it.
 import process from "node:process";
-import { reserve, reserveMany } from "../mod.ts";
+import { hold, reserve, reserveMany } from "../mod.ts";
 import { naivePort } from "./naive.ts";
 import { median, RUNTIME } from "./_util.ts";
 
@@ -47,11 +48,16 @@ async function operation(
       }
     };
   }
+  if (method === "hold") {
+    return async (count) => {
+      for (let i = 0; i < count; i++) await (await hold()).release();
+    };
+  }
   if (method === "naive") {
     const take = await naivePort();
     return async (count) => {
       for (let i = 0; i < count; i++) await take();
     };
   }
-  throw new Error(`Unknown method ${method}: use reserve, many or naive`);
+  throw new Error(`Unknown method ${method}: use reserve, many, hold or naive`);
 }
