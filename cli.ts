@@ -223,7 +223,7 @@ function parse(args: string[]): Invocation {
   if (env === "PORTS") {
     throw new UsageError("--env cannot be PORTS, which holds all the ports");
   }
-  const reservation = { hostname, count, options: ports(port, flags) };
+  const reservation = { hostname, count, options: ports(port, count, flags) };
   if (!command) {
     return { kind: "print", json: flags["--json"] === true, ...reservation };
   }
@@ -293,21 +293,30 @@ const ALIASES: Record<string, string> = {
 const TAKES_VALUE = ["--count", "--env", "--exclude"];
 
 /** PORT, --exclude and --no-fallback as reserveMany() options. */
-function ports(port: string, flags: Record<string, unknown>): ReserveOptions {
+function ports(
+  port: string,
+  count: number,
+  flags: Record<string, unknown>,
+): ReserveOptions {
   const named = port === "0" ? [] : portList(port, "PORT");
   const exclude = flags["--exclude"] === undefined
     ? []
     : portList(flags["--exclude"] as string, "--exclude");
-  if (named.length > 0 && named.every((p) => exclude.includes(p))) {
+  const left = named.filter((p) => !exclude.includes(p)).length;
+  if (named.length > 0 && left === 0) {
     throw new UsageError(
       `--exclude leaves none of the ports PORT names: ${JSON.stringify(port)}`,
     );
   }
-  return {
-    port: named.length > 0 ? named : 0,
-    exclude,
-    fallback: flags["--no-fallback"] !== true,
-  };
+  const fallback = flags["--no-fallback"] !== true;
+  if (!fallback && named.length > 0 && count > left) {
+    throw new UsageError(
+      `--count ${count} asks for more ports than the ${left} PORT names${
+        exclude.length > 0 ? " less --exclude" : ""
+      }, with --no-fallback`,
+    );
+  }
+  return { port: named.length > 0 ? named : 0, exclude, fallback };
 }
 
 /** "8080", "8000-8100", "3000,8000-8100": the ports, in order. */

@@ -155,6 +155,7 @@ test(
       '"$@" -n 3 127.0.0.1 8000-8001 --exclude 8000',
       '"$@" --json -n 2 127.0.0.1 9000-9001',
       '"$@" -n 3 127.0.0.1 8000-8001 --no-fallback; echo "status $?"',
+      '"$@" -n 2 127.0.0.1 8000-8001 --no-fallback --exclude 8001; echo "status $?"',
       '"$@" 127.0.0.1 7000-7010 --exclude=7000,7002 -- sh -c \'echo "PORT=$PORT"\'',
     ]);
     const lines = result.stdout.trimEnd().split("\n");
@@ -167,12 +168,14 @@ test(
     assert.ok(lines.slice(5, 7).every((port) => Number(port) >= 32768));
     assert.deepEqual(lines.slice(7), [
       '{"hostname":"127.0.0.1","ports":[9000,9001]}',
-      "status 1",
+      "status 2",
+      "status 2",
       "PORT=7001",
     ]);
     assert.equal(
       result.stderr,
-      "port-reserve: Cannot reserve port on 127.0.0.1 as none of the ports named is left: tried 8000-8001 (2 reserved by this call); name more ports, or let it fall back to any port\n",
+      "port-reserve: --count 3 asks for more ports than the 2 PORT names, with --no-fallback: see port-reserve --help\n" +
+        "port-reserve: --count 2 asks for more ports than the 1 PORT names less --exclude, with --no-fallback: see port-reserve --help\n",
     );
   },
 );

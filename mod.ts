@@ -196,6 +196,14 @@ export async function reserveMany(
     );
   }
   const request = readOptions(options, "ports");
+  const { named, fallback } = request;
+  if (!fallback && named.length > 0 && count > named.length) {
+    throw new RangeError(
+      `Cannot reserve ports as ${count} were asked for but 'port' names only ${named.length} and 'fallback' is false: ${
+        portList(named)
+      }`,
+    );
+  }
   const sockets = await pickSockets();
   const claims = new Claims(request);
   let firstAt: number | undefined;
@@ -208,8 +216,8 @@ export async function reserveMany(
     return port;
   });
   // Named ports first, in the order named; the reservations overlap.
-  const named = request.named.filter((port) => ports.includes(port));
-  return [...named, ...ports.filter((port) => !named.includes(port))];
+  const first = named.filter((port) => ports.includes(port));
+  return [...first, ...ports.filter((port) => !first.includes(port))];
 }
 
 /**
@@ -453,38 +461,59 @@ function readNamedPorts(
  * iterable but are not lists of ports; an endless iterable stops at 65536.
  */
 function readPorts(prefix: string, name: string, value: unknown): number[] {
-  const iterable = typeof value === "object" && value !== null &&
-    typeof (value as Iterable<unknown>)[Symbol.iterator] === "function";
-  if (!iterable) {
-    throw new TypeError(
-      `${prefix} '${name}' must be ${
-        name === "port" ? "a port number or " : ""
-      }an iterable of port numbers: current value is ${valueText(value)}`,
-    );
-  }
-  const items: unknown[] = [];
+  let items: unknown[] | undefined;
   try {
-    for (const item of value as Iterable<unknown>) {
-      if (items.push(item) > 65535) break;
-    }
+    items = firstItems(value, 65536);
   } catch (error) {
     throw new TypeError(
       `${prefix} '${name}' could not be read: ${messageOf(error)}`,
       { cause: error },
     );
   }
+  if (items === undefined) {
+    throw new TypeError(
+      `${prefix} '${name}' must be ${
+        name === "port" ? "a port number or " : ""
+      }an iterable of port numbers: current value is ${valueText(value)}`,
+    );
+  }
   if (items.length > 65535) {
     throw new RangeError(`${prefix} '${name}' must list at most 65535 ports`);
   }
-  const bad = items.find((item) => !isPort(item));
-  if (bad !== undefined || items.includes(undefined)) {
+  const bad = items.findIndex((item) => !isPort(item));
+  if (bad >= 0) {
     throw new RangeError(
       `${prefix} '${name}' must list integers in 1-65535: current value holds ${
-        valueText(bad)
+        valueText(items[bad])
       }`,
     );
   }
   return [...new Set(items as number[])];
+}
+
+/**
+ * The first `limit` items of an iterable, or undefined if it is none (a
+ * string, boxed or not, is not a list of ports). Iterated by hand, so that a
+ * broken iterator gets the same message on every engine.
+ */
+function firstItems(value: unknown, limit: number): unknown[] | undefined {
+  if (typeof value !== "object" || value === null || value instanceof String) {
+    return undefined;
+  }
+  const method = (value as Iterable<unknown>)[Symbol.iterator];
+  if (typeof method !== "function") return undefined;
+  const iterator = method.call(value);
+  const broken = "its iterator does not follow the iterator protocol";
+  if (typeof iterator?.next !== "function") throw new Error(broken);
+  const items: unknown[] = [];
+  while (items.length < limit) {
+    const result = iterator.next();
+    if (typeof result !== "object" || result === null) throw new Error(broken);
+    if (result.done) return items;
+    items.push(result.value);
+  }
+  iterator.return?.();
+  return items;
 }
 
 function isPort(value: unknown): value is number {
@@ -687,7 +716,7 @@ async function listenCovering(
     : [host.kind === "name" ? host.name : host.address];
   // Every permission this needs is asked for before anything is opened.
   const covered = host.kind === "wildcard"
-    ? wildcardTargets(host.address, await sockets.interfaceAddresses())
+    ? wildcardTargets(host.address, await listInterfaces(sockets, host))
     : [];
   if (host.kind === "address" && !unicast(host.address)) {
     throw new StepError("listen", "EADDRNOTAVAIL", host.address);
@@ -782,6 +811,25 @@ async function listenAll(
   return listeners;
 }
 
+/**
+ * The machine's interface addresses; listing them opens a socket, so it too
+ * can fail for want of descriptors, with a text that differs by runtime.
+ */
+async function listInterfaces(
+  sockets: Sockets,
+  host: { address: string },
+): Promise<string[]> {
+  try {
+    return await sockets.interfaceAddresses();
+  } catch (error) {
+    if (error instanceof StepError) throw error;
+    const known = knownCode(error);
+    const exhausted = known ? undefined : await probeDescriptors();
+    const code = exhausted ? "EMFILE" : known;
+    throw new StepError("interfaces", code, host.address, error);
+  }
+}
+
 /** The addresses a wildcard listener covers: its family's, not link-local. */
 function wildcardTargets(
   wildcard: "0.0.0.0" | "::",
@@ -824,7 +872,14 @@ async function handOff(
     );
     accepted = await acceptPeer(deadline, listener, client);
     accepted.closeWrite();
-    await deadline.race("end-of-stream", client.endOfStream);
+    // A reset of the accepted side (its FIN refused) ends the wait at once.
+    const acceptedReset = accepted.endOfStream.then(() =>
+      new Promise<never>(ignore)
+    );
+    await deadline.race(
+      "end-of-stream",
+      Promise.race([client.endOfStream, acceptedReset]),
+    );
     client.close();
     client = undefined;
     await deadline.race("close", accepted.endOfStream);
@@ -1260,6 +1315,12 @@ function valueText(value: unknown): string {
   if (typeof value === "function") return "a function";
   if (typeof value === "string") return JSON.stringify(value);
   if (typeof value !== "object" || value === null) return String(value);
+  // A boxed primitive is not the primitive: say so.
+  for (const Box of [Number, String, Boolean]) {
+    if (value instanceof Box) {
+      return `new ${Box.name}(${valueText(value.valueOf())})`;
+    }
+  }
   try {
     return JSON.stringify(
       value,
@@ -1377,7 +1438,10 @@ class AcceptQueue {
   #ready: Connection[] = [];
   #waiting: { resolve(c: Connection): void; reject(e: unknown): void }[] = [];
   #failure: unknown;
+  #closed = false;
   push(connection: Connection): void {
+    // One accepted as the listener closes is nobody's: close it at once.
+    if (this.#closed) return connection.close();
     const waiter = this.#waiting.shift();
     if (waiter) waiter.resolve(connection);
     else this.#ready.push(connection);
@@ -1396,6 +1460,7 @@ class AcceptQueue {
   }
   /** Closes what was never asked for (foreign connections that came late). */
   close(reason: unknown): void {
+    this.#closed = true;
     for (const connection of this.#ready.splice(0)) connection.close();
     this.fail(reason);
   }

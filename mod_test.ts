@@ -573,6 +573,27 @@ test(
 );
 
 test(
+  "a wildcard reservation out of descriptors says 'too many open files' on every runtime, while listing the interfaces",
+  { timeout: SLOW, skip: NAMESPACE || DENO_NODE_LAYER_EMFILE },
+  async () => {
+    const report = await inNamespace({
+      setup: [
+        "ip addr add 127.0.0.2/32 dev lo",
+        `set -- sh -c 'ulimit -n 64 && exec "$0" "$@"' "$@"`,
+      ],
+      args: ["emfile", "0", JSON.stringify({ hostname: "0.0.0.0" })],
+    });
+    assert.match(
+      report.error?.message,
+      /^Cannot reserve port on 0\.0\.0\.0 as too many open files: /,
+      JSON.stringify(report),
+    );
+    assert.ok(report.error.cause, "the runtime's error is kept as cause");
+    assert.equal(report.fdAfter, report.fdBefore);
+  },
+);
+
+test(
   "a privileged port without the privilege says so, naming ip_unprivileged_port_start",
   {
     timeout: SLOW,
@@ -996,14 +1017,36 @@ test(
     // A poller in a process of its own keeps connecting through the release.
     const poller = PYTHON
       ? undefined
-      : run("python3", [POLLER, String(port), "1"], 20_000);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+      : run("python3", [POLLER, String(port), "2"], 20_000);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     await bounded(reservation.release(), 5000);
     await assertTimeWait("127.0.0.1", port);
     const polled = await poller;
     if (polled) assert.ok(Number(polled.stdout) > 0, polled.stderr);
     const server = await listen("127.0.0.1", port);
     await closeServer(server);
+  },
+);
+
+test(
+  "foreign clients connecting through hold and release leave nothing open in the holder",
+  { timeout: SLOW, skip: LINUX_ONLY || PYTHON },
+  async () => {
+    await (await hold()).release(); // the runtime's own first descriptors
+    const port = await reserve();
+    const before = openFds();
+    const poller = run("python3", [POLLER, String(port), "3"], 20_000);
+    // The same port, held and released again and again, while it is polled.
+    for (let i = 0; i < 50; i++) {
+      const reservation = await hold({ port, fallback: false });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await reservation.release();
+      await assertTimeWait("127.0.0.1", port);
+    }
+    await poller;
+    // No more than before: the runtime may close some of its own meanwhile.
+    await waitFor(() => openFds() <= before, 2000);
+    assert.ok(openFds() <= before, `${openFds()} open, ${before} before`);
   },
 );
 
@@ -1119,11 +1162,43 @@ test(
     assert.deepEqual(ports.slice(0, 10), named);
     assert.equal(new Set(ports).size, 12);
     assert.ok(ports.slice(10).every((p: number) => p >= 32768), ports);
-    const { error } = await many({ port: named, fallback: false });
-    assert.equal(
-      error?.message,
-      "Cannot reserve port on 127.0.0.1 as none of the ports named is left: tried 8000-8009 (10 reserved by this call); name more ports, or let it fall back to any port",
-    );
+    // Asking for more than are named, without fallback, is refused up front.
+    await assert.rejects(reserveMany(12, { port: named, fallback: false }), {
+      name: "RangeError",
+      message:
+        "Cannot reserve ports as 12 were asked for but 'port' names only 10 and 'fallback' is false: 8000-8009",
+    });
+  },
+);
+
+test(
+  "without fallback, a batch names the ports it tried when one it counted on is busy",
+  {
+    skip: LINUX_ONLY,
+  },
+  async () => {
+    const busy = await listen("127.0.0.1", 0);
+    const free = await listen("127.0.0.1", 0);
+    const [busyPort, freePort] = [portOf(busy), portOf(free)];
+    await closeServer(free);
+    try {
+      const error = await rejection(
+        reserveMany(2, { port: [busyPort, freePort], fallback: false }),
+      );
+      assert.equal(
+        error.message,
+        `Cannot reserve port on 127.0.0.1 as none of the ports named is left: tried ${
+          busyPort + 1 === freePort
+            ? `${busyPort}-${freePort}`
+            : `${busyPort}, ${freePort}`
+        } (1 in use, 1 reserved by this call); name more ports, or let it fall back to any port`,
+      );
+      assert.ok(error.cause, "the runtime's error is kept as cause");
+      // The port it did reserve stays in TIME_WAIT, as the docs say.
+      await assertTimeWait("127.0.0.1", freePort);
+    } finally {
+      await closeServer(busy);
+    }
   },
 );
 
@@ -1202,6 +1277,44 @@ test("every new option is checked before anything touches the network, with a Ty
       { fallback: "no" as never },
       "TypeError",
       `${prefix} 'fallback' must be a boolean: current value is "no"`,
+    ],
+    // Boxed primitives are not what they box, and say so.
+    [
+      { fallback: new Boolean(false) as never },
+      "TypeError",
+      `${prefix} 'fallback' must be a boolean: current value is new Boolean(false)`,
+    ],
+    [
+      { port: new Number(8080) as never },
+      "TypeError",
+      `${prefix} 'port' must be a port number or an iterable of port numbers: current value is new Number(8080)`,
+    ],
+    [
+      { port: new String("80") as never },
+      "TypeError",
+      `${prefix} 'port' must be a port number or an iterable of port numbers: current value is new String("80")`,
+    ],
+    // Broken iterables: the same message on every engine.
+    [
+      { port: { [Symbol.iterator]: () => 7 } as never },
+      "TypeError",
+      `${prefix} 'port' could not be read: its iterator does not follow the iterator protocol`,
+    ],
+    [
+      { port: { [Symbol.iterator]: () => ({ next: () => 42 }) } as never },
+      "TypeError",
+      `${prefix} 'port' could not be read: its iterator does not follow the iterator protocol`,
+    ],
+    [
+      {
+        port: new Proxy([8000], {
+          get(): never {
+            throw new Error("boom");
+          },
+        }),
+      },
+      "TypeError",
+      `${prefix} 'port' could not be read: boom`,
     ],
   ];
   for (const [options, name, message] of cases) {

@@ -11,7 +11,7 @@
 //   sequential N     reserve() N times, one after another
 //   loop N           reserve() N times, printing each port on a line as it comes
 //   burst N          N concurrent reserve() calls, counting open descriptors
-//   emfile N         reserve() with only N file descriptors left
+//   emfile N [JSON]  reserve(JSON options) with only N file descriptors left
 //   exhaust          reserve() until it fails, counting open file descriptors
 //   wildcard JSON    reserveMany on a wildcard, then a bind(0) churn on each of
 //                    {count, hostname, churn: [addresses], rounds}
@@ -22,7 +22,7 @@ import process from "node:process";
 import { hold, reserve, reserveMany } from "../mod.ts";
 import { useBackend } from "./hooks.ts";
 
-const [backend, mode, arg = ""] = process.argv.slice(2);
+const [backend, mode, arg = "", extra = "{}"] = process.argv.slice(2);
 const hooks = { backend: backend === "auto" ? undefined : backend };
 useBackend(hooks);
 process.stdout.write(JSON.stringify(await run(mode, arg)) + "\n");
@@ -146,7 +146,7 @@ async function run(mode: string, arg: string): Promise<unknown> {
     const start = performance.now();
     let result: unknown;
     try {
-      result = { port: await reserve() };
+      result = { port: await reserve(JSON.parse(extra)) };
     } catch (error) {
       result = { error: describe(error) };
     }
