@@ -227,8 +227,8 @@ export async function reserveMany(
  * {@linkcode reserve} does, so that the 60 s window starts right before your
  * server binds it. Connections to a held port are closed at once.
  *
- * A reservation never released is a listener left open: Deno's test
- * sanitizer reports it, and on Node and Bun it keeps the process running.
+ * A reservation never released is a listener left open: it keeps the
+ * process running, and Deno's resource sanitizer, where it is on, reports it.
  *
  * @param options As for {@linkcode reserve}.
  * @returns The reservation; release it, or hold it with `await using`.
