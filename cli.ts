@@ -45,6 +45,7 @@ with SO_REUSEADDR (Deno, Bun, Node, Python, nginx) can listen on them at once.
 
 Usage:
   port-reserve [options] [HOST] [PORT] [-- COMMAND [ARGS...]]
+  port-reserve [options] [HOST] [PORT] -- SERVER [ARGS...] --then TEST [ARGS...]
 
 Arguments:
   HOST                  address to reserve on (default 127.0.0.1); localhost for
@@ -72,6 +73,20 @@ Options:
                         reach COMMAND once, from the terminal; its exit status
                         is ours. On Deno this needs --allow-run.
 
+Start, wait, test, tear down (-- SERVER ... --then TEST ...):
+  SERVER starts with PORT, PORTS and {port} as a COMMAND does; once it is ready
+  TEST runs with the same; then SERVER, TEST and all they started are stopped
+  (SIGTERM, then SIGKILL to what is left). The status is TEST's; SERVER's if
+  it exited before it was ready, 1 if it was not ready in time or exited while
+  TEST ran, saying so. Each runs in a process group of its own, off the
+  terminal: a signal reaches TEST once, from here.
+      --ready URL       ready when URL ({port} in it) answers 2xx or 3xx; by
+                        default, when HOST:PORT accepts TCP connections
+      --timeout SECONDS how long to wait for ready (default 60)
+      --grace SECONDS   from SIGTERM to SIGKILL at the end (default 5)
+      --separator WORD  the word between SERVER and TEST (default --then), for
+                        a SERVER that takes --then as an argument
+
 Exit status: 0 done, 1 the ports or the command could not be had or stdout
 could not be written, 2 bad usage; with a command, the command's (128 + N if
 signal N ended it).
@@ -82,7 +97,9 @@ Examples:
   deno run -N jsr:@x/port-reserve --count 3 --json
   deno run -N jsr:@x/port-reserve 127.0.0.1 8000-8100 --exclude 8080
   deno run -N --allow-sys=networkInterfaces jsr:@x/port-reserve 0.0.0.0 8080
-  deno run -N --allow-run jsr:@x/port-reserve -- python3 -m http.server {port}`;
+  deno run -N --allow-run jsr:@x/port-reserve -- python3 -m http.server {port}
+  deno run -N --allow-run jsr:@x/port-reserve --ready 'http://127.0.0.1:{port}/health' \\
+    -- node server.js --then npx playwright test`;
 
 /**
  * Runs the `port-reserve` command line: reserves ports and prints them on
@@ -124,7 +141,10 @@ export async function main(args: string[]): Promise<number> {
   if (invocation.kind === "version") return await print(runtime, VERSION);
   // Asked before reserving anything: without it there is nothing to run.
   const denied = invocation.kind === "exec" &&
-    runtime.runDenied(invocation.command[0]);
+    ((invocation.then && runtime.groupKillDenied()) ||
+      [invocation.command, invocation.then?.test ?? []]
+        .map((command) => command[0] && runtime.runDenied(command[0]))
+        .find(Boolean));
   if (denied) {
     fail(denied);
     return 1;
@@ -146,11 +166,24 @@ export async function main(args: string[]): Promise<number> {
   const [program, ...rest] = invocation.command;
   const first = String(ports[0]);
   const env = { [invocation.env]: first, PORTS: ports.join(" ") };
+  const withPort = (arg: string): string => arg.replaceAll("{port}", first);
+  if (invocation.then) {
+    const { test, ready } = invocation.then;
+    return await startWaitTest(await runtime.processes(), {
+      ...invocation.then,
+      server: invocation.command.map(withPort),
+      test: test.map(withPort),
+      ready: ready === undefined ? undefined : withPort(ready),
+      probeHosts: probeHosts(hostname),
+      port: ports[0],
+      env,
+    });
+  }
   try {
     return await execute(
       await runtime.processes(),
       program,
-      rest.map((arg) => arg.replaceAll("{port}", first)),
+      rest.map(withPort),
       env,
     );
   } catch (error) {
@@ -187,7 +220,22 @@ type Invocation =
   | { kind: "help" }
   | { kind: "version" }
   | Reservation & { kind: "print"; json: boolean }
-  | Reservation & { kind: "exec"; command: string[]; env: string };
+  | Reservation & {
+    kind: "exec";
+    command: string[];
+    env: string;
+    /** With `--then`: the tests to run once the server is ready. */
+    then?: Workflow;
+  };
+
+/** Start the server, wait until it is ready, run the tests, tear down. */
+interface Workflow {
+  test: string[];
+  /** An HTTP URL, `{port}` in it, that must answer 2xx or 3xx. */
+  ready: string | undefined;
+  timeoutMs: number;
+  graceMs: number;
+}
 
 /** The ports asked for, as reserveMany() takes them. */
 interface Reservation {
@@ -237,7 +285,72 @@ function parse(args: string[]): Invocation {
       "A command needs at least one port: --count must be 1 or more",
     );
   }
-  return { kind: "exec", command, env, ...reservation };
+  const separator = (flags["--separator"] as string | undefined) ?? "--then";
+  const split = command.indexOf(separator);
+  const then = split < 0
+    ? undefined
+    : workflow(command.slice(split + 1), flags);
+  if (then && split === 0) {
+    throw new UsageError(`A server command must come before ${separator}`);
+  }
+  const waiting = ["--ready", "--timeout", "--grace", "--separator"]
+    .find((flag) => flags[flag] !== undefined);
+  if (!then && waiting) {
+    throw new UsageError(
+      `${waiting} is for a server and its tests: -- SERVER [ARGS...] ${separator} TEST [ARGS...]`,
+    );
+  }
+  return {
+    kind: "exec",
+    command: then ? command.slice(0, split) : command,
+    env,
+    then,
+    ...reservation,
+  };
+}
+
+function workflow(test: string[], flags: Record<string, unknown>): Workflow {
+  if (test.length === 0) {
+    throw new UsageError(
+      `${flags["--separator"] ?? "--then"} must be followed by a test command`,
+    );
+  }
+  const ready = flags["--ready"] as string | undefined;
+  if (ready !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(ready.replaceAll("{port}", "1"));
+    } catch {
+      // said below
+    }
+    if (!url || !/^https?:$/.test(url.protocol)) {
+      throw new UsageError(
+        `--ready must be an http:// or https:// URL, {port} in it for the port: current value is ${
+          JSON.stringify(ready)
+        }`,
+      );
+    }
+  }
+  return {
+    test,
+    ready,
+    timeoutMs: seconds(flags["--timeout"], "--timeout", 60),
+    graceMs: seconds(flags["--grace"], "--grace", 5),
+  };
+}
+
+/** A number of seconds from a flag, as milliseconds. */
+function seconds(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback * 1000;
+  const text = value as string;
+  if (!/^\d+(\.\d+)?$/.test(text) || Number(text) > 86400) {
+    throw new UsageError(
+      `${name} must be a number of seconds, 0-86400: current value is ${
+        JSON.stringify(text)
+      }`,
+    );
+  }
+  return Number(text) * 1000;
 }
 
 /**
@@ -290,7 +403,15 @@ const ALIASES: Record<string, string> = {
   "-V": "--version",
   "-n": "--count",
 };
-const TAKES_VALUE = ["--count", "--env", "--exclude"];
+const TAKES_VALUE = [
+  "--count",
+  "--env",
+  "--exclude",
+  "--ready",
+  "--timeout",
+  "--grace",
+  "--separator",
+];
 
 /** PORT, --exclude and --no-fallback as reserveMany() options. */
 function ports(
@@ -383,7 +504,7 @@ type Signal = typeof SIGNALS[number];
 
 /** A running command; its status is 128 + n if signal n ended it. */
 interface Child {
-  kill(signal: Signal): unknown;
+  kill(signal: Signal | "SIGKILL"): unknown;
   status: Promise<number>;
 }
 
@@ -440,6 +561,192 @@ function fromTerminal(processes: Processes, signal: Signal): boolean {
 }
 
 // ---------------------------------------------------------------------------
+// Start, wait, test, tear down.
+
+/** How often readiness is checked, in ms. */
+const POLL_MS = 50;
+/** How long one readiness check may take, in ms. */
+const PROBE_MS = 1000;
+
+/**
+ * Starts the server, waits until it is ready, runs the tests, and tears both
+ * down: the status is the tests'. Each runs in a process group of its own, so
+ * that all it started can be stopped, and off the terminal: a signal reaches
+ * each group once, from here. Nothing is left running when this returns.
+ */
+async function startWaitTest(processes: Processes, plan: {
+  server: string[];
+  test: string[];
+  ready: string | undefined;
+  probeHosts: string[];
+  port: number;
+  env: Record<string, string>;
+  timeoutMs: number;
+  graceMs: number;
+}): Promise<number> {
+  const children: Child[] = [];
+  let test: Child | undefined;
+  let interrupt!: (signal: Signal) => void;
+  const interrupted = new Promise<Signal>((resolve) => interrupt = resolve);
+  // A signal goes to the tests once they run; the server is stopped by the
+  // tear-down's SIGTERM, once, whenever it comes.
+  const handlers = SIGNALS.map((signal) => {
+    const handler = (): void => {
+      interrupt(signal);
+      test?.kill(signal);
+    };
+    return [signal, handler] as const;
+  });
+  for (const [signal, handler] of handlers) processes.listen(signal, handler);
+  const [serverProgram, ...serverArgs] = plan.server;
+  const [testProgram, ...testArgs] = plan.test;
+  try {
+    let server;
+    try {
+      server = processes.spawnGroup(serverProgram, serverArgs, plan.env);
+    } catch (error) {
+      fail(`Cannot run ${serverProgram}: ${(error as Error).message}`);
+      return 1;
+    }
+    children.push(server);
+    const exited = server.status.then(
+      (status) => ({ exited: status }),
+      (error: Error) => ({ exited: 127, error }),
+    );
+    const signalled = interrupted.then((signal) => ({ signal }));
+    const ready = await Promise.race([
+      waitReady(processes, plan),
+      exited,
+      signalled,
+    ]);
+    if ("signal" in ready) return 128 + SIGNAL_NUMBERS[ready.signal];
+    if ("exited" in ready) {
+      fail(
+        "error" in ready
+          ? `Cannot run ${serverProgram}: ${ready.error.message}`
+          : `Cannot run the tests as the server (${serverProgram}) exited with status ${ready.exited} before it was ready`,
+      );
+      return ready.exited || 1;
+    }
+    if (ready.failure) {
+      fail(`Cannot run the tests as ${ready.failure}`);
+      return 1;
+    }
+    try {
+      test = processes.spawnGroup(testProgram, testArgs, plan.env);
+    } catch (error) {
+      fail(`Cannot run ${testProgram}: ${(error as Error).message}`);
+      return 1;
+    }
+    children.push(test);
+    const outcome = await Promise.race([
+      test.status.then((status) => ({ tested: status })),
+      exited,
+    ]);
+    if ("exited" in outcome) {
+      fail(
+        `The server (${serverProgram}) exited with status ${outcome.exited} while the tests ran: the tests were stopped`,
+      );
+      return 1;
+    }
+    return outcome.tested;
+  } catch (error) {
+    fail(`Cannot run ${testProgram}: ${(error as Error).message}`);
+    return 1;
+  } finally {
+    // The tests first, then the server they were talking to.
+    for (const child of children.reverse()) await tearDown(child, plan.graceMs);
+    for (const [signal, handler] of handlers) {
+      processes.unlisten(signal, handler);
+    }
+  }
+}
+
+/** Linux's signal numbers, for the 128 + n status. */
+const SIGNAL_NUMBERS: Record<Signal, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGTERM: 15,
+};
+
+/**
+ * Polls until the server is ready: something accepts connections on the
+ * port, or the URL answers 2xx or 3xx. Undefined failure when ready.
+ */
+async function waitReady(processes: Processes, plan: {
+  ready: string | undefined;
+  probeHosts: string[];
+  port: number;
+  timeoutMs: number;
+}): Promise<{ failure: string | undefined }> {
+  const end = Date.now() + plan.timeoutMs;
+  let last = "";
+  for (;;) {
+    if (plan.ready === undefined) {
+      for (const host of plan.probeHosts) {
+        if (await processes.connects(host, plan.port)) {
+          return { failure: undefined };
+        }
+      }
+    } else {
+      try {
+        const response = await fetch(plan.ready, {
+          redirect: "manual",
+          signal: AbortSignal.timeout(PROBE_MS),
+        });
+        await response.body?.cancel();
+        if (response.status >= 200 && response.status < 400) {
+          return { failure: undefined };
+        }
+        last = ` (last answer: ${response.status})`;
+      } catch (error) {
+        last = ` (last error: ${(error as Error).message})`;
+      }
+    }
+    if (Date.now() >= end) break;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  const waited = `${plan.timeoutMs / 1000} s`;
+  const what = plan.ready === undefined
+    ? `nothing accepted connections on ${
+      plan.probeHosts.map((host) => `${bracket(host)}:${plan.port}`).join(
+        " or ",
+      )
+    }`
+    : `${plan.ready} did not answer with a 2xx or 3xx status${last}`;
+  return {
+    failure:
+      `the server was not ready within ${waited}: ${what}; raise --timeout or check where it listens`,
+  };
+}
+
+/** The addresses a TCP readiness check connects to for HOST. */
+function probeHosts(hostname: string): string[] {
+  const host = hostname.replace(/^\[(.*)\]$/, "$1");
+  if (host.toLowerCase() === "localhost") return ["127.0.0.1", "::1"];
+  if (host === "0.0.0.0") return ["127.0.0.1"];
+  if (host === "::") return ["::1", "127.0.0.1"];
+  return [host];
+}
+
+function bracket(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/** SIGTERM to the whole group, then SIGKILL to what is left after grace. */
+async function tearDown(child: Child, graceMs: number): Promise<void> {
+  child.kill("SIGTERM");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    child.status.catch(() => undefined),
+    new Promise((resolve) => timer = setTimeout(resolve, graceMs)),
+  ]);
+  clearTimeout(timer);
+  child.kill("SIGKILL");
+}
+
+// ---------------------------------------------------------------------------
 // Runtimes: what the command line needs of Deno, Bun or Node, chosen once.
 
 /** What the command line needs of its runtime. */
@@ -452,6 +759,8 @@ interface Runtime {
   stdoutClosed(): Promise<boolean>;
   /** Why Deno may not run `program`, or undefined if it may. */
   runDenied(program: string): string | undefined;
+  /** Why Deno may not signal process groups, or undefined if it may. */
+  groupKillDenied(): string | undefined;
   /** What exec mode needs; Bun and Node load its node: modules only then. */
   processes(): Promise<Processes>;
 }
@@ -462,6 +771,17 @@ interface Processes {
   unlisten(signal: Signal, handler: () => void): void;
   /** Starts the command; throws, or its status rejects, if it cannot. */
   spawn(program: string, args: string[], env: Record<string, string>): Child;
+  /**
+   * Starts the command in a session and process group of its own, whose
+   * every process `kill` signals.
+   */
+  spawnGroup(
+    program: string,
+    args: string[],
+    env: Record<string, string>,
+  ): Child;
+  /** Whether a TCP connection to hostname:port is accepted now. */
+  connects(hostname: string, port: number): Promise<boolean>;
   /** /proc/self/stat, or undefined where it cannot be read. */
   procStat(): string | undefined;
   /** Whether stdin, stdout or stderr is a terminal. */
@@ -492,7 +812,7 @@ interface DenoRuntime {
   stderr: { isTerminal(): boolean };
   permissions: {
     querySync(
-      descriptor: { name: "run"; command: string } | {
+      descriptor: { name: "run"; command?: string } | {
         name: "read";
         path: string;
       },
@@ -505,12 +825,18 @@ interface DenoRuntime {
     stdin: "inherit";
     stdout: "inherit";
     stderr: "inherit";
+    detached?: boolean;
   }) => {
     spawn(): {
+      pid: number;
       status: Promise<{ code: number }>;
       kill(signal: Signal): void;
     };
   };
+  kill(pid: number, signal: Signal | "SIGKILL"): void;
+  connect(
+    options: { hostname: string; port: number; signal: AbortSignal },
+  ): Promise<{ close(): void }>;
   addSignalListener(signal: Signal, handler: () => void): void;
   removeSignalListener(signal: Signal, handler: () => void): void;
 }
@@ -536,6 +862,14 @@ function denoRuntime(deno: DenoRuntime): Runtime {
       if (deno.permissions.querySync(query).state === "granted") return;
       return `Cannot run ${program} as Deno has no run permission for it: run with --allow-run or --allow-run=${program}`;
     },
+    // Deno.kill, which stops the server's and the tests' process groups,
+    // takes the run permission for every command, not one scoped to some.
+    groupKillDenied(): string | undefined {
+      if (deno.permissions.querySync({ name: "run" }).state === "granted") {
+        return;
+      }
+      return "Cannot run a server and its tests as Deno may not stop their process groups without the run permission for every command: run with --allow-run, not --allow-run=LIST";
+    },
     processes: () => Promise.resolve(denoProcesses(deno)),
   };
 }
@@ -560,7 +894,28 @@ function denoProcesses(deno: DenoRuntime): Processes {
       }).spawn();
       // Deno's code is already 128 + n for a command that signal n ended.
       const status = child.status.then(({ code }) => code);
-      return { kill: (signal) => child.kill(signal), status };
+      return { kill: (signal) => child.kill(signal as Signal), status };
+    },
+    spawnGroup(program, args, env): Child {
+      const child = new deno.Command(program, {
+        args,
+        env,
+        stdin: "inherit",
+        stdout: "inherit",
+        stderr: "inherit",
+        detached: true, // setsid(): a session and process group of its own
+      }).spawn();
+      const status = child.status.then(({ code }) => code);
+      return { kill: (signal) => signalGroup(deno, child.pid, signal), status };
+    },
+    async connects(hostname, port): Promise<boolean> {
+      try {
+        const signal = AbortSignal.timeout(PROBE_MS);
+        (await deno.connect({ hostname, port, signal })).close();
+        return true;
+      } catch {
+        return false;
+      }
     },
     procStat(): string | undefined {
       try {
@@ -572,6 +927,19 @@ function denoProcesses(deno: DenoRuntime): Processes {
     onTerminal: () =>
       [deno.stdin, deno.stdout, deno.stderr].some((s) => s.isTerminal()),
   };
+}
+
+/** Signals every process of a group; one that has ended is no error. */
+function signalGroup(
+  deno: DenoRuntime,
+  pid: number,
+  signal: Signal | "SIGKILL",
+): void {
+  try {
+    deno.kill(-pid, signal);
+  } catch {
+    // The group has ended.
+  }
 }
 
 interface BunFile {
@@ -612,6 +980,7 @@ interface NodeProcess {
   argv: string[];
   env: Record<string, string | undefined>;
   exit(code: number): never;
+  kill(pid: number, signal: Signal | "SIGKILL"): void;
   on(signal: Signal, handler: () => void): void;
   off(signal: Signal, handler: () => void): void;
   stdout: {
@@ -639,35 +1008,65 @@ function nodeRuntime(process: NodeProcess): Runtime {
       }),
     stdoutClosed: () => Promise.resolve(false),
     runDenied: () => undefined,
+    groupKillDenied: () => undefined,
     processes: () => nodeProcesses(process),
   };
 }
 
 /** Bun and Node: their node: modules are loaded only in exec mode. */
 async function nodeProcesses(process: NodeProcess): Promise<Processes> {
-  const [{ spawn }, { readFileSync }, { constants }, { isatty }] = await Promise
-    .all([
+  const [{ spawn }, { readFileSync }, { constants }, { isatty }, net] =
+    await Promise.all([
       import("node:child_process"),
       import("node:fs"),
       import("node:os"),
       import("node:tty"),
+      import("node:net"),
     ]);
+  function start(
+    program: string,
+    args: string[],
+    env: Record<string, string>,
+    detached: boolean,
+  ): Child {
+    const child = spawn(program, args, {
+      env: { ...process.env, ...env },
+      stdio: "inherit",
+      detached, // setsid(): a session and process group of its own
+    });
+    const status = new Promise<number>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("exit", (code, signal) => {
+        resolve(signal ? 128 + constants.signals[signal] : code ?? 1);
+      });
+    });
+    if (!detached) return { kill: (signal) => child.kill(signal), status };
+    function kill(signal: Signal | "SIGKILL"): void {
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        // The group has ended, or never started.
+      }
+    }
+    return { kill, status };
+  }
   return {
     listen: (signal, handler) => process.on(signal, handler),
     unlisten: (signal, handler) => process.off(signal, handler),
-    spawn(program, args, env): Child {
-      const child = spawn(program, args, {
-        env: { ...process.env, ...env },
-        stdio: "inherit",
-      });
-      const status = new Promise<number>((resolve, reject) => {
-        child.once("error", reject);
-        child.once("exit", (code, signal) => {
-          resolve(signal ? 128 + constants.signals[signal] : code ?? 1);
-        });
-      });
-      return { kill: (signal) => child.kill(signal), status };
-    },
+    spawn: (program, args, env) => start(program, args, env, false),
+    spawnGroup: (program, args, env) => start(program, args, env, true),
+    connects: (hostname, port) =>
+      new Promise((resolve) => {
+        const socket = net.connect({ host: hostname, port });
+        const timer = setTimeout(() => done(false), PROBE_MS);
+        function done(connected: boolean): void {
+          clearTimeout(timer);
+          socket.destroy();
+          resolve(connected);
+        }
+        socket.once("connect", () => done(true));
+        socket.once("error", () => done(false));
+      }),
     procStat(): string | undefined {
       try {
         return readFileSync("/proc/self/stat", "utf8");

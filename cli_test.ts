@@ -4,7 +4,7 @@
 // unchanged on all three.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,6 +28,9 @@ import {
 } from "./test_util.ts";
 
 const NAMESPACE = namespaceSupport();
+const PYTHON = spawnSync("python3", ["--version"]).status === 0
+  ? false
+  : "python3 is not installed";
 const CLI = fileURLToPath(new URL("./cli.ts", import.meta.url));
 const MOD = fileURLToPath(new URL("./mod.ts", import.meta.url));
 const DENO_ONLY = RUNTIME === "deno" ? false : "Deno permissions are Deno's";
@@ -177,6 +180,235 @@ test(
       "port-reserve: --count 3 asks for more ports than the 2 PORT names, with --no-fallback: see port-reserve --help\n" +
         "port-reserve: --count 2 asks for more ports than the 1 PORT names less --exclude, with --no-fallback: see port-reserve --help\n",
     );
+  },
+);
+
+// ---------------------------------------------------------------------------
+// Start, wait, test, tear down
+
+/** Python's http.server on {port}, as the server of the workflow tests. */
+const SERVER = [
+  "python3",
+  "-m",
+  "http.server",
+  "{port}",
+  "--bind",
+  "127.0.0.1",
+];
+/** A test command that fetches from the server and exits with its argument. */
+const FETCH = fileURLToPath(new URL("./testdata/fetch.py", import.meta.url));
+const RUN = ["-N", "--allow-run"];
+
+test(
+  "-- SERVER --then TEST runs the tests once the server answers, with its status, and leaves nothing running",
+  { timeout: 60_000, skip: NO_CLI || PYTHON || LINUX_ONLY },
+  async () => {
+    for (const status of [0, 3]) {
+      const result = await cli(
+        ["--", ...SERVER, "--then", "python3", FETCH, String(status)],
+        RUN,
+      );
+      assert.equal(result.code, status, result.stderr);
+      const port = /port (\d+) status 200/.exec(result.stdout)?.[1];
+      assert.ok(port, result.stdout);
+      assert.equal(running(`http.server ${port}`), false);
+    }
+  },
+);
+
+test(
+  "a server that never listens fails the run within --timeout, naming what it waited for, and is stopped",
+  { timeout: 60_000, skip: NO_CLI || LINUX_ONLY },
+  async () => {
+    const marker = `${40 + Math.random()}`;
+    const start = Date.now();
+    const result = await cli(
+      ["--timeout", "0.5", "--", "sleep", marker, "--then", "true"],
+      RUN,
+    );
+    assert.equal(result.code, 1);
+    assertOneErrorLine(
+      result,
+      /^port-reserve: Cannot run the tests as the server was not ready within 0\.5 s: nothing accepted connections on 127\.0\.0\.1:\d+; raise --timeout or check where it listens\n$/,
+    );
+    assert.ok(Date.now() - start < 20_000);
+    assert.equal(running(`(^|/)sleep ${marker}`), false);
+  },
+);
+
+test(
+  "a server that exits before it is ready ends the run at once with its status",
+  { timeout: 60_000, skip: NO_CLI },
+  async () => {
+    const result = await cli(
+      ["--", "sh", "-c", "exit 4", "--then", "true"],
+      RUN,
+    );
+    assert.equal(result.code, 4);
+    assertOneErrorLine(
+      result,
+      /^port-reserve: Cannot run the tests as the server \(sh\) exited with status 4 before it was ready\n$/,
+    );
+  },
+);
+
+test(
+  "a server that crashes while the tests run fails the run and stops the tests",
+  { timeout: 60_000, skip: NO_CLI || PYTHON || LINUX_ONLY },
+  async () => {
+    const marker = `${42 + Math.random()}`;
+    const crashing =
+      'python3 -m http.server "$PORT" --bind 127.0.0.1 2>/dev/null & sleep 1; kill $!; exit 9';
+    const result = await cli(
+      ["--", "sh", "-c", crashing, "--then", "sleep", marker],
+      RUN,
+    );
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      /^port-reserve: The server \(sh\) exited with status 9 while the tests ran: the tests were stopped\n$/,
+    );
+    assert.equal(running(`(^|/)sleep ${marker}`), false);
+  },
+);
+
+test(
+  "--ready URL waits for a 2xx or 3xx answer, and names the last answer when none comes",
+  { timeout: 60_000, skip: NO_CLI || PYTHON },
+  async () => {
+    const ok = await cli(
+      [
+        "--ready",
+        "http://127.0.0.1:{port}/",
+        "--",
+        ...SERVER,
+        "--then",
+        "python3",
+        FETCH,
+      ],
+      RUN,
+    );
+    assert.equal(ok.code, 0, ok.stderr);
+    const missing = await cli(
+      [
+        "--ready",
+        "http://127.0.0.1:{port}/nope",
+        "--timeout",
+        "1",
+        "--",
+        ...SERVER,
+        "--then",
+        "true",
+      ],
+      RUN,
+    );
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stderr,
+      /port-reserve: Cannot run the tests as the server was not ready within 1 s: http:\/\/127\.0\.0\.1:\d+\/nope did not answer with a 2xx or 3xx status \(last answer: 404\)/,
+    );
+  },
+);
+
+test(
+  "SIGTERM and SIGINT to port-reserve mid-run stop the tests and the server, and nothing is left",
+  { timeout: 60_000, skip: NO_CLI || PYTHON || LINUX_ONLY },
+  async () => {
+    for (
+      const [signal, status] of [["SIGTERM", 143], ["SIGINT", 130]] as const
+    ) {
+      const marker = `${43 + Math.random()}`;
+      const { command, args } = cliCommand(
+        ["--", ...SERVER, "--then", "sleep", marker],
+        RUN,
+      );
+      const child = spawn(command, args, {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, DENO_BINARY: process.execPath },
+      });
+      let output = "";
+      child.stderr!.on("data", (chunk) => output += chunk);
+      const closed = new Promise((resolve) => child.once("close", resolve));
+      await waitFor(() => running(`(^|/)sleep ${marker}`), 20_000);
+      const port = /port (\d+)/.exec(output)?.[1];
+      // Not child.kill(): Deno's node:child_process then reports the
+      // signal as the way the child ended, whatever its exit status.
+      process.kill(child.pid!, signal);
+      assert.equal(await closed, status, output);
+      assert.equal(running(`(^|/)sleep ${marker}`), false);
+      assert.equal(running(`http.server ${port}`), false, output);
+    }
+  },
+);
+
+test(
+  "Ctrl-C in a terminal reaches the tests once and stops the server",
+  { timeout: 60_000, skip: NO_CLI || PYTHON || NO_SCRIPT || LINUX_ONLY },
+  async () => {
+    const marker = `${44 + Math.random()}`;
+    // Counts SIGINTs for two seconds, then exits 7.
+    const count = `n=0; trap 'n=$((n+1)); echo "got $n"' INT; echo ready; ` +
+      "i=0; while [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; exit 7";
+    const terminal = inTerminal(
+      ["--", ...SERVER, "--then", "sh", "-c", count, marker],
+      RUN,
+      "pipe",
+    );
+    let output = "";
+    terminal.stdout!.on("data", (chunk) => output += chunk);
+    const closed = new Promise((resolve) => terminal.once("close", resolve));
+    await waitFor(() => output.includes("ready"), 20_000);
+    terminal.stdin!.write("\x03"); // Ctrl-C
+    await closed;
+    // The tests' shell counted one SIGINT, from port-reserve.
+    assert.match(output, /got 1/);
+    assert.doesNotMatch(output, /got 2/);
+    assert.equal(running(marker), false, output);
+  },
+);
+
+test(
+  "on Deno a server and its tests need --allow-run for every command, said before anything starts",
+  { timeout: 60_000, skip: NO_CLI || DENO_ONLY || LINUX_ONLY },
+  async () => {
+    const marker = `${45 + Math.random()}`;
+    const result = await cli(
+      ["--", "sleep", marker, "--then", "true"],
+      ["-N", "--allow-run=sleep,true"],
+    );
+    assert.equal(result.code, 1);
+    assertOneErrorLine(
+      result,
+      /^port-reserve: Cannot run a server and its tests as Deno may not stop their process groups without the run permission for every command: run with --allow-run, not --allow-run=LIST\n$/,
+    );
+    assert.equal(running(`(^|/)sleep ${marker}`), false);
+  },
+);
+
+test(
+  "8 runs in parallel pass on distinct ports, where one fixed port would clash",
+  { timeout: 120_000, skip: NO_CLI || PYTHON || LINUX_ONLY || NAMESPACE },
+  async () => {
+    const runs = await Promise.all(
+      Array.from(
+        { length: 8 },
+        () => cli(["--", ...SERVER, "--then", "python3", FETCH], RUN),
+      ),
+    );
+    const ports = runs.map((result) => {
+      assert.equal(result.code, 0, result.stderr);
+      return /port (\d+) status 200/.exec(result.stdout)?.[1];
+    });
+    assert.equal(new Set(ports).size, 8, JSON.stringify(ports));
+    // The control: the same 8 runs naming port 8000, in a namespace, their
+    // tests kept running for 5 s so that the runs overlap, as in CI.
+    const fixed = await cliInNamespace([
+      `for i in 1 2 3 4 5 6 7 8; do ("$@" 127.0.0.1 8000 --no-fallback -- ${
+        SERVER.join(" ")
+      } --then sh -c 'python3 ${FETCH} && sleep 5' >/dev/null 2>&1; echo "status $?") & done; wait`,
+    ]);
+    const passed = fixed.stdout.split("\n").filter((l) => l === "status 0");
+    assert.ok(passed.length <= 1, fixed.stdout);
   },
 );
 
@@ -343,6 +575,27 @@ test("bad usage exits 2 with one line on stderr naming the problem", {
       /--exclude leaves none of the ports PORT names: "8000-8001"/,
     ],
     [["--no-fallback=1"], /--no-fallback takes no value/],
+    [
+      ["--", "sleep", "1", "--then"],
+      /--then must be followed by a test command/,
+    ],
+    [["--", "--then", "true"], /A server command must come before --then/],
+    [
+      ["--ready", "http://x/", "--", "true"],
+      /--ready is for a server and its tests/,
+    ],
+    [
+      ["--timeout", "soon", "--", "a", "--then", "b"],
+      /--timeout must be a number of seconds, 0-86400: current value is "soon"/,
+    ],
+    [
+      ["--ready", "ftp://x/", "--", "a", "--then", "b"],
+      /--ready must be an http:\/\/ or https:\/\/ URL/,
+    ],
+    [
+      ["--separator", "::", "--", "a", "::"],
+      /:: must be followed by a test command/,
+    ],
     [["a", "1", "b"], /Unexpected argument b/],
     [["--env", "1X", "--", "true"], /--env must name an environment variable/],
     [["--json", "--", "true"], /--json .* pick one/],
@@ -667,6 +920,11 @@ function cliInNamespace(lines: string[]): Promise<RunResult> {
   const script = ['set -- "$0" "$@"', "ip link set lo up", ...lines]
     .join("\n");
   return run("unshare", ["-n", "sh", "-c", script, command, ...args], 30_000);
+}
+
+/** Whether a process whose command line contains `pattern` is running. */
+function running(pattern: string): boolean {
+  return spawnSync("pgrep", ["-f", pattern]).status === 0;
 }
 
 function cli(args: string[], denoFlags: string[] = ["-N"]): Promise<RunResult> {
