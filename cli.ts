@@ -163,29 +163,33 @@ export async function main(args: string[]): Promise<number> {
     }
     return ports.length > 0 ? await print(runtime, ports.join("\n")) : 0;
   }
+  return await runCommands(await runtime.processes(), invocation, ports);
+}
+
+/** Exec mode, or a server and its tests: the status to exit with. */
+async function runCommands(
+  processes: Processes,
+  invocation: Invocation & { kind: "exec" },
+  ports: number[],
+): Promise<number> {
   const [program, ...rest] = invocation.command;
   const first = String(ports[0]);
   const env = { [invocation.env]: first, PORTS: ports.join(" ") };
   const withPort = (arg: string): string => arg.replaceAll("{port}", first);
   if (invocation.then) {
     const { test, ready } = invocation.then;
-    return await startWaitTest(await runtime.processes(), {
+    return await startWaitTest(processes, {
       ...invocation.then,
       server: invocation.command.map(withPort),
       test: test.map(withPort),
       ready: ready === undefined ? undefined : withPort(ready),
-      probeHosts: probeHosts(hostname),
+      probeHosts: probeHosts(invocation.hostname),
       port: ports[0],
       env,
     });
   }
   try {
-    return await execute(
-      await runtime.processes(),
-      program,
-      rest.map(withPort),
-      env,
-    );
+    return await execute(processes, program, rest.map(withPort), env);
   } catch (error) {
     fail(`Cannot run ${program}: ${(error as Error).message}`);
     return 1;
@@ -598,16 +602,10 @@ async function startWaitTest(processes: Processes, plan: {
     return [signal, handler] as const;
   });
   for (const [signal, handler] of handlers) processes.listen(signal, handler);
-  const [serverProgram, ...serverArgs] = plan.server;
-  const [testProgram, ...testArgs] = plan.test;
+  const [serverProgram] = plan.server;
   try {
-    let server;
-    try {
-      server = processes.spawnGroup(serverProgram, serverArgs, plan.env);
-    } catch (error) {
-      fail(`Cannot run ${serverProgram}: ${(error as Error).message}`);
-      return 1;
-    }
+    const server = startGroup(processes, plan.server, plan.env);
+    if (!server) return 1;
     children.push(server);
     const exited = server.status.then(
       (status) => ({ exited: status }),
@@ -632,12 +630,8 @@ async function startWaitTest(processes: Processes, plan: {
       fail(`Cannot run the tests as ${ready.failure}`);
       return 1;
     }
-    try {
-      test = processes.spawnGroup(testProgram, testArgs, plan.env);
-    } catch (error) {
-      fail(`Cannot run ${testProgram}: ${(error as Error).message}`);
-      return 1;
-    }
+    test = startGroup(processes, plan.test, plan.env);
+    if (!test) return 1;
     children.push(test);
     const outcome = await Promise.race([
       test.status.then((status) => ({ tested: status })),
@@ -651,7 +645,7 @@ async function startWaitTest(processes: Processes, plan: {
     }
     return outcome.tested;
   } catch (error) {
-    fail(`Cannot run ${testProgram}: ${(error as Error).message}`);
+    fail(`Cannot run ${plan.test[0]}: ${(error as Error).message}`);
     return 1;
   } finally {
     // The tests first, then the server they were talking to.
@@ -659,6 +653,20 @@ async function startWaitTest(processes: Processes, plan: {
     for (const [signal, handler] of handlers) {
       processes.unlisten(signal, handler);
     }
+  }
+}
+
+/** Starts a command in a group of its own; undefined, said, if it cannot. */
+function startGroup(
+  processes: Processes,
+  [program, ...args]: string[],
+  env: Record<string, string>,
+): Child | undefined {
+  try {
+    return processes.spawnGroup(program, args, env);
+  } catch (error) {
+    fail(`Cannot run ${program}: ${(error as Error).message}`);
+    return undefined;
   }
 }
 
