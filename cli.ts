@@ -75,11 +75,12 @@ Options:
 
 Start, wait, test, tear down (-- SERVER ... --then TEST ...):
   SERVER starts with PORT, PORTS and {port} as a COMMAND does; once it is ready
-  TEST runs with the same; then SERVER, TEST and all they started are stopped
-  (SIGTERM, then SIGKILL to what is left). The status is TEST's; SERVER's if
-  it exited before it was ready, 1 if it was not ready in time or exited while
-  TEST ran, saying so. Each runs in a process group of its own, off the
-  terminal: a signal reaches TEST once, from here.
+  TEST runs with the same; then SERVER, TEST and all they started in their
+  process groups are stopped (SIGTERM, then SIGKILL to what is left after the
+  grace). The status is TEST's; SERVER's (1 for 0) if it exited before it was
+  ready, 1 if it was not ready in time or exited while TEST ran, saying so.
+  Each runs in a session of its own, off the terminal: a signal reaches TEST
+  once, from here, and a second one kills both at once.
       --ready URL       ready when URL ({port} in it) answers 2xx or 3xx; by
                         default, when HOST:PORT accepts TCP connections
       --timeout SECONDS how long to wait for ready (default 60)
@@ -290,6 +291,9 @@ function parse(args: string[]): Invocation {
     );
   }
   const separator = (flags["--separator"] as string | undefined) ?? "--then";
+  if (separator === "") {
+    throw new UsageError("--separator must be a non-empty word");
+  }
   const split = command.indexOf(separator);
   const then = split < 0
     ? undefined
@@ -510,6 +514,8 @@ type Signal = typeof SIGNALS[number];
 interface Child {
   kill(signal: Signal | "SIGKILL"): unknown;
   status: Promise<number>;
+  /** For a process group: whether any of its processes is left. */
+  alive?(): boolean;
 }
 
 /** Runs the command with stdio inherited and signals passed on; its status. */
@@ -592,31 +598,46 @@ async function startWaitTest(processes: Processes, plan: {
   let test: Child | undefined;
   let interrupt!: (signal: Signal) => void;
   const interrupted = new Promise<Signal>((resolve) => interrupt = resolve);
+  let hurry!: () => void;
+  const hurried = new Promise<void>((resolve) => hurry = resolve);
+  let signals = 0;
+  let overdue: ReturnType<typeof setTimeout> | undefined;
+  const killTests = (): unknown => test?.kill("SIGKILL");
   // A signal goes to the tests once they run; the server is stopped by the
-  // tear-down's SIGTERM, once, whenever it comes.
+  // tear-down's SIGTERM, once, whenever it comes. Tests still running a grace
+  // later are killed; a second signal kills them at once, and cuts the
+  // tear-down's grace short.
   const handlers = SIGNALS.map((signal) => {
     const handler = (): void => {
+      if (++signals > 1) {
+        hurry();
+        killTests();
+        return;
+      }
       interrupt(signal);
       test?.kill(signal);
+      overdue = setTimeout(killTests, plan.graceMs);
     };
     return [signal, handler] as const;
   });
   for (const [signal, handler] of handlers) processes.listen(signal, handler);
   const [serverProgram] = plan.server;
+  const cancelled = { done: false };
   try {
     const server = startGroup(processes, plan.server, plan.env);
     if (!server) return 1;
     children.push(server);
     const exited = server.status.then(
       (status) => ({ exited: status }),
-      (error: Error) => ({ exited: 127, error }),
+      (error: Error) => ({ exited: 1, error }),
     );
     const signalled = interrupted.then((signal) => ({ signal }));
     const ready = await Promise.race([
-      waitReady(processes, plan),
+      waitReady(processes, plan, cancelled),
       exited,
       signalled,
     ]);
+    cancelled.done = true;
     if ("signal" in ready) return 128 + SIGNAL_NUMBERS[ready.signal];
     if ("exited" in ready) {
       fail(
@@ -633,9 +654,13 @@ async function startWaitTest(processes: Processes, plan: {
     test = startGroup(processes, plan.test, plan.env);
     if (!test) return 1;
     children.push(test);
+    const tested = test.status.then((status) => ({ tested: status }));
+    // After a signal the server may go first: the tests' status still counts.
     const outcome = await Promise.race([
-      test.status.then((status) => ({ tested: status })),
-      exited,
+      tested,
+      exited.then<{ tested: number } | { exited: number }>((exit) =>
+        signals > 0 ? tested : exit
+      ),
     ]);
     if ("exited" in outcome) {
       fail(
@@ -648,8 +673,12 @@ async function startWaitTest(processes: Processes, plan: {
     fail(`Cannot run ${plan.test[0]}: ${(error as Error).message}`);
     return 1;
   } finally {
+    cancelled.done = true;
     // The tests first, then the server they were talking to.
-    for (const child of children.reverse()) await tearDown(child, plan.graceMs);
+    for (const child of children.reverse()) {
+      await tearDown(child, plan.graceMs, hurried);
+    }
+    clearTimeout(overdue);
     for (const [signal, handler] of handlers) {
       processes.unlisten(signal, handler);
     }
@@ -682,15 +711,19 @@ const SIGNAL_NUMBERS: Record<Signal, number> = {
  * Polls until the server is ready: something accepts connections on the
  * port, or the URL answers 2xx or 3xx. Undefined failure when ready.
  */
-async function waitReady(processes: Processes, plan: {
-  ready: string | undefined;
-  probeHosts: string[];
-  port: number;
-  timeoutMs: number;
-}): Promise<{ failure: string | undefined }> {
+async function waitReady(
+  processes: Processes,
+  plan: {
+    ready: string | undefined;
+    probeHosts: string[];
+    port: number;
+    timeoutMs: number;
+  },
+  cancelled: { done: boolean },
+): Promise<{ failure: string | undefined }> {
   const end = Date.now() + plan.timeoutMs;
   let last = "";
-  for (;;) {
+  while (!cancelled.done) {
     if (plan.ready === undefined) {
       for (const host of plan.probeHosts) {
         if (await processes.connects(host, plan.port)) {
@@ -700,6 +733,9 @@ async function waitReady(processes: Processes, plan: {
     } else {
       try {
         const response = await fetch(plan.ready, {
+          // No idle connection kept: a single-threaded server would serve
+          // it, not the tests.
+          headers: { connection: "close" },
           redirect: "manual",
           signal: AbortSignal.timeout(PROBE_MS),
         });
@@ -742,15 +778,30 @@ function bracket(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
 }
 
-/** SIGTERM to the whole group, then SIGKILL to what is left after grace. */
-async function tearDown(child: Child, graceMs: number): Promise<void> {
+/**
+ * SIGTERM to the whole group, then SIGKILL to what is left once the group is
+ * empty, the grace has passed, or a second signal hurries it.
+ */
+async function tearDown(
+  child: Child,
+  graceMs: number,
+  hurried: Promise<void>,
+): Promise<void> {
   child.kill("SIGTERM");
+  let hurry = false;
+  hurried.then(() => hurry = true);
+  const end = Date.now() + graceMs;
   let timer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([
     child.status.catch(() => undefined),
+    hurried,
     new Promise((resolve) => timer = setTimeout(resolve, graceMs)),
   ]);
   clearTimeout(timer);
+  // The command has ended: what it started gets the rest of the grace.
+  while (!hurry && Date.now() < end && child.alive?.()) {
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
   child.kill("SIGKILL");
 }
 
@@ -841,7 +892,7 @@ interface DenoRuntime {
       kill(signal: Signal): void;
     };
   };
-  kill(pid: number, signal: Signal | "SIGKILL"): void;
+  kill(pid: number, signal: Signal | "SIGKILL" | "SIGCONT"): void;
   connect(
     options: { hostname: string; port: number; signal: AbortSignal },
   ): Promise<{ close(): void }>;
@@ -914,7 +965,12 @@ function denoProcesses(deno: DenoRuntime): Processes {
         detached: true, // setsid(): a session and process group of its own
       }).spawn();
       const status = child.status.then(({ code }) => code);
-      return { kill: (signal) => signalGroup(deno, child.pid, signal), status };
+      return {
+        kill: (signal) => signalGroup(deno, child.pid, signal),
+        status,
+        // SIGCONT stands in for signal 0, which Deno.kill does not take.
+        alive: () => signalGroup(deno, child.pid, "SIGCONT"),
+      };
     },
     async connects(hostname, port): Promise<boolean> {
       try {
@@ -941,12 +997,13 @@ function denoProcesses(deno: DenoRuntime): Processes {
 function signalGroup(
   deno: DenoRuntime,
   pid: number,
-  signal: Signal | "SIGKILL",
-): void {
+  signal: Signal | "SIGKILL" | "SIGCONT",
+): boolean {
   try {
     deno.kill(-pid, signal);
+    return true;
   } catch {
-    // The group has ended.
+    return false; // the group has ended
   }
 }
 
@@ -988,7 +1045,7 @@ interface NodeProcess {
   argv: string[];
   env: Record<string, string | undefined>;
   exit(code: number): never;
-  kill(pid: number, signal: Signal | "SIGKILL"): void;
+  kill(pid: number, signal: Signal | "SIGKILL" | 0): void;
   on(signal: Signal, handler: () => void): void;
   off(signal: Signal, handler: () => void): void;
   stdout: {
@@ -1049,14 +1106,15 @@ async function nodeProcesses(process: NodeProcess): Promise<Processes> {
       });
     });
     if (!detached) return { kill: (signal) => child.kill(signal), status };
-    function kill(signal: Signal | "SIGKILL"): void {
+    function kill(signal: Signal | "SIGKILL" | 0): boolean {
       try {
         process.kill(-child.pid!, signal);
+        return true;
       } catch {
-        // The group has ended, or never started.
+        return false; // the group has ended, or never started
       }
     }
-    return { kill, status };
+    return { kill, status, alive: () => kill(0) };
   }
   return {
     listen: (signal, handler) => process.on(signal, handler),

@@ -367,6 +367,67 @@ test(
   },
 );
 
+const SERVERS = fileURLToPath(new URL("./testdata/server.py", import.meta.url));
+
+test(
+  "--ready leaves no idle connection behind for a single-threaded server to block on",
+  { timeout: 60_000, skip: NO_CLI || PYTHON },
+  async () => {
+    const result = await cli(
+      [
+        "--ready",
+        "http://127.0.0.1:{port}/",
+        "--",
+        "python3",
+        SERVERS,
+        "single",
+        "--then",
+        "python3",
+        FETCH,
+      ],
+      RUN,
+    );
+    // fetch.py gives up after 5 s: before, Deno's and Node's pooled probe
+    // connection held the server's one thread for 4 to 90 s.
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+  },
+);
+
+test(
+  "a server behind a wrapper gets its grace to shut down; a test that ignores signals is killed after the grace",
+  { timeout: 60_000, skip: NO_CLI || PYTHON || LINUX_ONLY },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "port-reserve-"));
+    try {
+      const flag = join(dir, "flushed");
+      const wrapped = `python3 ${SERVERS} graceful ${flag}; echo done`;
+      const result = await cli(
+        ["--", "sh", "-c", wrapped, "--then", "true"],
+        RUN,
+      );
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(readFileSync(flag, "utf8"), "flushed");
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+    const marker = `${46 + Math.random()}`;
+    const stubborn = `trap '' TERM INT; sleep ${marker}`;
+    const { command, args } = cliCommand(
+      ["--grace", "1", "--", ...SERVER, "--then", "sh", "-c", stubborn],
+      RUN,
+    );
+    const child = spawn(command, args, {
+      stdio: "ignore",
+      env: { ...process.env, DENO_BINARY: process.execPath },
+    });
+    const closed = new Promise((resolve) => child.once("close", resolve));
+    await waitFor(() => running(`(^|/)sleep ${marker}`), 20_000);
+    process.kill(child.pid!, "SIGTERM");
+    assert.equal(await closed, 137); // killed a grace after the SIGTERM
+    assert.equal(running(`(^|/)sleep ${marker}`), false);
+  },
+);
+
 test(
   "on Deno a server and its tests need --allow-run for every command, said before anything starts",
   { timeout: 60_000, skip: NO_CLI || DENO_ONLY || LINUX_ONLY },
