@@ -582,9 +582,30 @@ const PROBE_MS = 1000;
  * Starts the server, waits until it is ready, runs the tests, and tears both
  * down: the status is the tests'. Each runs in a process group of its own, so
  * that all it started can be stopped, and off the terminal: a signal reaches
- * each group once, from here. Nothing is left running when this returns.
+ * the tests once, from here. Nothing of either group is left when it returns.
  */
-async function startWaitTest(processes: Processes, plan: {
+async function startWaitTest(
+  processes: Processes,
+  plan: Plan,
+): Promise<number> {
+  const run = new StartWaitTest(processes, plan);
+  const handlers = SIGNALS.map((signal) => {
+    const handler = (): void => run.signalled(signal);
+    return [signal, handler] as const;
+  });
+  for (const [signal, handler] of handlers) processes.listen(signal, handler);
+  try {
+    return await run.run();
+  } finally {
+    await run.tearDown();
+    for (const [signal, handler] of handlers) {
+      processes.unlisten(signal, handler);
+    }
+  }
+}
+
+/** What a server-and-tests run is given. */
+interface Plan {
   server: string[];
   test: string[];
   ready: string | undefined;
@@ -593,95 +614,115 @@ async function startWaitTest(processes: Processes, plan: {
   env: Record<string, string>;
   timeoutMs: number;
   graceMs: number;
-}): Promise<number> {
-  const children: Child[] = [];
-  let test: Child | undefined;
-  let interrupt!: (signal: Signal) => void;
-  const interrupted = new Promise<Signal>((resolve) => interrupt = resolve);
-  let hurry!: () => void;
-  const hurried = new Promise<void>((resolve) => hurry = resolve);
-  let signals = 0;
-  let overdue: ReturnType<typeof setTimeout> | undefined;
-  const killTests = (): unknown => test?.kill("SIGKILL");
-  // A signal goes to the tests once they run; the server is stopped by the
-  // tear-down's SIGTERM, once, whenever it comes. Tests still running a grace
-  // later are killed; a second signal kills them at once, and cuts the
-  // tear-down's grace short.
-  const handlers = SIGNALS.map((signal) => {
-    const handler = (): void => {
-      if (++signals > 1) {
-        hurry();
-        killTests();
-        return;
-      }
-      interrupt(signal);
-      test?.kill(signal);
-      overdue = setTimeout(killTests, plan.graceMs);
-    };
-    return [signal, handler] as const;
-  });
-  for (const [signal, handler] of handlers) processes.listen(signal, handler);
-  const [serverProgram] = plan.server;
-  const cancelled = { done: false };
-  try {
-    const server = startGroup(processes, plan.server, plan.env);
+}
+
+/**
+ * One server-and-tests run, phase by phase. A signal goes to the tests once
+ * they run; the server is stopped by the tear-down's SIGTERM, once, whenever
+ * it comes. Tests still running a grace after a signal are killed; a second
+ * signal kills them at once, and cuts the tear-down's grace short.
+ */
+class StartWaitTest {
+  #processes: Processes;
+  #plan: Plan;
+  #children: Child[] = [];
+  #test: Child | undefined;
+  #signals = 0;
+  #interrupt!: (signal: Signal) => void;
+  #interrupted = new Promise<Signal>((resolve) => this.#interrupt = resolve);
+  #hurry!: () => void;
+  #hurried = new Promise<void>((resolve) => this.#hurry = resolve);
+  #overdue: ReturnType<typeof setTimeout> | undefined;
+  #cancelled = { done: false };
+  constructor(processes: Processes, plan: Plan) {
+    this.#processes = processes;
+    this.#plan = plan;
+  }
+
+  signalled(signal: Signal): void {
+    const killTests = (): unknown => this.#test?.kill("SIGKILL");
+    if (++this.#signals > 1) {
+      this.#hurry();
+      killTests();
+      return;
+    }
+    this.#interrupt(signal);
+    this.#test?.kill(signal);
+    this.#overdue = setTimeout(killTests, this.#plan.graceMs);
+  }
+
+  async run(): Promise<number> {
+    const server = this.#start(this.#plan.server);
     if (!server) return 1;
-    children.push(server);
     const exited = server.status.then(
       (status) => ({ exited: status }),
       (error: Error) => ({ exited: 1, error }),
     );
-    const signalled = interrupted.then((signal) => ({ signal }));
-    const ready = await Promise.race([
-      waitReady(processes, plan, cancelled),
-      exited,
-      signalled,
-    ]);
-    cancelled.done = true;
-    if ("signal" in ready) return 128 + SIGNAL_NUMBERS[ready.signal];
-    if ("exited" in ready) {
-      fail(
-        "error" in ready
-          ? `Cannot run ${serverProgram}: ${ready.error.message}`
-          : `Cannot run the tests as the server (${serverProgram}) exited with status ${ready.exited} before it was ready`,
-      );
-      return ready.exited || 1;
-    }
-    if (ready.failure) {
-      fail(`Cannot run the tests as ${ready.failure}`);
-      return 1;
-    }
-    test = startGroup(processes, plan.test, plan.env);
+    const status = await this.#serverReady(exited);
+    if (status !== undefined) return status;
+    const test = this.#test = this.#start(this.#plan.test);
     if (!test) return 1;
-    children.push(test);
-    const tested = test.status.then((status) => ({ tested: status }));
+    const tested = test.status.then(
+      (status) => ({ tested: status }),
+      (error: Error) => {
+        fail(`Cannot run ${this.#plan.test[0]}: ${error.message}`);
+        return { tested: 1 };
+      },
+    );
     // After a signal the server may go first: the tests' status still counts.
     const outcome = await Promise.race([
       tested,
       exited.then<{ tested: number } | { exited: number }>((exit) =>
-        signals > 0 ? tested : exit
+        this.#signals > 0 ? tested : exit
       ),
     ]);
-    if ("exited" in outcome) {
-      fail(
-        `The server (${serverProgram}) exited with status ${outcome.exited} while the tests ran: the tests were stopped`,
-      );
-      return 1;
-    }
-    return outcome.tested;
-  } catch (error) {
-    fail(`Cannot run ${plan.test[0]}: ${(error as Error).message}`);
+    if ("tested" in outcome) return outcome.tested;
+    fail(
+      `The server (${
+        this.#plan.server[0]
+      }) exited with status ${outcome.exited} while the tests ran: the tests were stopped`,
+    );
     return 1;
-  } finally {
-    cancelled.done = true;
-    // The tests first, then the server they were talking to.
-    for (const child of children.reverse()) {
-      await tearDown(child, plan.graceMs, hurried);
+  }
+
+  /** The tests first, then the server they were talking to. */
+  async tearDown(): Promise<void> {
+    this.#cancelled.done = true;
+    for (const child of this.#children.reverse()) {
+      await tearDown(child, this.#plan.graceMs, this.#hurried);
     }
-    clearTimeout(overdue);
-    for (const [signal, handler] of handlers) {
-      processes.unlisten(signal, handler);
+    clearTimeout(this.#overdue);
+  }
+
+  /** Undefined once the server is ready, else the status to exit with. */
+  async #serverReady(
+    exited: Promise<{ exited: number; error?: Error }>,
+  ): Promise<number | undefined> {
+    const program = this.#plan.server[0];
+    const ready = await Promise.race([
+      waitReady(this.#processes, this.#plan, this.#cancelled),
+      exited,
+      this.#interrupted.then((signal) => ({ signal })),
+    ]);
+    this.#cancelled.done = true;
+    if ("signal" in ready) return 128 + SIGNAL_NUMBERS[ready.signal];
+    if ("exited" in ready) {
+      fail(
+        ready.error
+          ? `Cannot run ${program}: ${ready.error.message}`
+          : `Cannot run the tests as the server (${program}) exited with status ${ready.exited} before it was ready`,
+      );
+      return ready.exited || 1;
     }
+    if (!ready.failure) return undefined;
+    fail(`Cannot run the tests as ${ready.failure}`);
+    return 1;
+  }
+
+  #start(command: string[]): Child | undefined {
+    const child = startGroup(this.#processes, command, this.#plan.env);
+    if (child) this.#children.push(child);
+    return child;
   }
 }
 
