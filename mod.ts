@@ -216,8 +216,9 @@ export async function reserveMany(
     return port;
   });
   // Named ports first, in the order named; the reservations overlap.
-  const first = named.filter((port) => ports.includes(port));
-  return [...first, ...ports.filter((port) => !first.includes(port))];
+  const got = new Set(ports);
+  const first = new Set(named.filter((port) => got.has(port)));
+  return [...first, ...ports.filter((port) => !first.has(port))];
 }
 
 /**
@@ -317,6 +318,10 @@ const STEP_TIMEOUT_MS = 2000;
 const MAX_IN_FLIGHT = 8;
 /** Attempts at a port that is free on both 127.0.0.1 and ::1 for localhost. */
 const LOCALHOST_ATTEMPTS = 16;
+/** How long a held listener waits to accept again after a failed accept. */
+const RETRY_MS = 100;
+/** Items read from a port iterable at most, so that an endless one ends. */
+const READ_LIMIT = 1 << 20;
 /** Kernel-chosen ports let go for being excluded, before giving up. */
 const EXCLUDED_DRAWS = 256;
 /** Linux's TCP_TIMEWAIT_LEN: how long a reservation lasts. */
@@ -463,7 +468,7 @@ function readNamedPorts(
 function readPorts(prefix: string, name: string, value: unknown): number[] {
   let items: unknown[] | undefined;
   try {
-    items = firstItems(value, 65536);
+    items = firstItems(value, READ_LIMIT);
   } catch (error) {
     throw new TypeError(
       `${prefix} '${name}' could not be read: ${messageOf(error)}`,
@@ -477,9 +482,6 @@ function readPorts(prefix: string, name: string, value: unknown): number[] {
       }an iterable of port numbers: current value is ${valueText(value)}`,
     );
   }
-  if (items.length > 65535) {
-    throw new RangeError(`${prefix} '${name}' must list at most 65535 ports`);
-  }
   const bad = items.findIndex((item) => !isPort(item));
   if (bad >= 0) {
     throw new RangeError(
@@ -488,7 +490,11 @@ function readPorts(prefix: string, name: string, value: unknown): number[] {
       }`,
     );
   }
-  return [...new Set(items as number[])];
+  const ports = [...new Set(items as number[])];
+  if (items.length === READ_LIMIT || ports.length > 65535) {
+    throw new RangeError(`${prefix} '${name}' must list at most 65535 ports`);
+  }
+  return ports;
 }
 
 /**
@@ -1005,8 +1011,11 @@ class HeldListener implements Listener {
   #listener: Listener;
   #queue = new AcceptQueue();
   #holding = true;
+  #closed = false;
   /** The pending accept, if any: settled once the listener is closed. */
   #accepting: Promise<void> | undefined;
+  /** The next try after a failed accept while held. */
+  #retry: ReturnType<typeof setTimeout> | undefined;
   constructor(listener: Listener) {
     this.#listener = listener;
     this.address = listener.address;
@@ -1015,12 +1024,15 @@ class HeldListener implements Listener {
   }
   handingOver(): void {
     this.#holding = false;
+    clearTimeout(this.#retry);
     if (!this.#accepting) this.#acceptNext();
   }
   accept(): Promise<Connection> {
     return this.#queue.next();
   }
   async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retry);
     this.#queue.close(new StepError("accept", undefined, this.address));
     await this.#listener.close();
     // Deno frees a listener's socket only once its pending accept settles.
@@ -1035,9 +1047,13 @@ class HeldListener implements Listener {
       this.#accepting = undefined;
       const gone = error instanceof StepError && error.code === "ECONNABORTED";
       if (gone) return this.#acceptNext();
-      // While held, a failed accept (descriptors out, or the listener closed)
-      // stops accepting until handingOver(); after it, the hand-off hears.
-      if (!this.#holding) this.#queue.fail(error);
+      // After handingOver() the hand-off hears of it. While held, a failed
+      // accept (descriptors out) is tried again shortly, so that connections
+      // keep being closed once descriptors are back.
+      if (!this.#holding) return this.#queue.fail(error);
+      if (!this.#closed) {
+        this.#retry = setTimeout(() => this.#acceptNext(), RETRY_MS);
+      }
     });
   }
 }
@@ -1247,17 +1263,17 @@ function userError(
 
 /** With `fallback: false`, when every named port was passed over. */
 function namedPortsError(request: ReserveRequest, claims: Claims): Error {
+  const { named } = request;
+  const reserved = named.filter((port) => claims.taken.has(port)).length;
   const reasons = [
     [claims.busy, "in use"],
     [claims.privileged, "needing privileges"],
-    [
-      request.named.length - claims.busy - claims.privileged,
-      "reserved by this call",
-    ],
+    [reserved, "reserved by this call"],
+    [named.length - claims.busy - claims.privileged - reserved, "being tried"],
   ].filter(([count]) => count !== 0).map(([count, why]) => `${count} ${why}`);
   return new Error(
     `Cannot reserve port on ${request.label} as none of the ports named is left: tried ${
-      portList(request.named)
+      portList(named)
     } (${
       reasons.join(", ")
     }); name more ports, or let it fall back to any port`,
@@ -1437,7 +1453,10 @@ async function loadSockets(name: RuntimeName, scope: Scope): Promise<Sockets> {
 class AcceptQueue {
   #ready: Connection[] = [];
   #waiting: { resolve(c: Connection): void; reject(e: unknown): void }[] = [];
+  /** Once closed: every later accept fails with this. */
   #failure: unknown;
+  /** A failed accept no one was waiting for: the next caller hears it. */
+  #unheard: unknown;
   #closed = false;
   push(connection: Connection): void {
     // One accepted as the listener closes is nobody's: close it at once.
@@ -1446,14 +1465,21 @@ class AcceptQueue {
     if (waiter) waiter.resolve(connection);
     else this.#ready.push(connection);
   }
+  /** A failed accept (EMFILE): it fails one wait, not every later one. */
   fail(error: unknown): void {
-    this.#failure ??= error;
-    for (const waiter of this.#waiting.splice(0)) waiter.reject(error);
+    const waiting = this.#waiting.splice(0);
+    if (waiting.length === 0) this.#unheard ??= error;
+    for (const waiter of waiting) waiter.reject(error);
   }
   next(): Promise<Connection> {
     const ready = this.#ready.shift();
     if (ready) return Promise.resolve(ready);
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const unheard = this.#unheard;
+    if (unheard !== undefined) {
+      this.#unheard = undefined;
+      return Promise.reject(unheard);
+    }
     return new Promise((resolve, reject) => {
       this.#waiting.push({ resolve, reject });
     });
@@ -1461,6 +1487,7 @@ class AcceptQueue {
   /** Closes what was never asked for (foreign connections that came late). */
   close(reason: unknown): void {
     this.#closed = true;
+    this.#failure ??= reason;
     for (const connection of this.#ready.splice(0)) connection.close();
     this.fail(reason);
   }
