@@ -7,6 +7,7 @@
  *
  * ```sh
  * port-reserve [options] [HOST] [PORT] [-- COMMAND [ARGS...]]
+ * port-reserve [options] [HOST] [PORT] -- SERVER [ARGS...] --then TEST [ARGS...]
  * ```
  *
  * Install it as a command with Deno (add `--allow-run` to the install for
@@ -224,8 +225,8 @@ export async function run(): Promise<never> {
 type Invocation =
   | { kind: "help" }
   | { kind: "version" }
-  | Reservation & { kind: "print"; json: boolean }
-  | Reservation & {
+  | PortRequest & { kind: "print"; json: boolean }
+  | PortRequest & {
     kind: "exec";
     command: string[];
     env: string;
@@ -243,7 +244,7 @@ interface Workflow {
 }
 
 /** The ports asked for, as reserveMany() takes them. */
-interface Reservation {
+interface PortRequest {
   hostname: string;
   count: number;
   options: ReserveOptions;
@@ -427,10 +428,10 @@ function ports(
   count: number,
   flags: Record<string, unknown>,
 ): ReserveOptions {
-  const named = port === "0" ? [] : portList(port, "PORT");
+  const named = port === "0" ? [] : parsePorts(port, "PORT");
   const exclude = flags["--exclude"] === undefined
     ? []
-    : portList(flags["--exclude"] as string, "--exclude");
+    : parsePorts(flags["--exclude"] as string, "--exclude");
   const left = named.filter((p) => !exclude.includes(p)).length;
   if (named.length > 0 && left === 0) {
     throw new UsageError(
@@ -448,8 +449,8 @@ function ports(
   return { port: named.length > 0 ? named : 0, exclude, fallback };
 }
 
-/** "8080", "8000-8100", "3000,8000-8100": the ports, in order. */
-function portList(text: string, name: string): number[] {
+/** "8080", "8000-8100", "3000,8000-8100": the ports, in order, once each. */
+function parsePorts(text: string, name: string): number[] {
   const ports: number[] = [];
   for (const part of text.split(",")) {
     const match = /^(\d+)(?:-(\d+))?$/.exec(part);
@@ -470,7 +471,7 @@ function portList(text: string, name: string): number[] {
     }
     for (let port = from; port <= to; port++) ports.push(port);
   }
-  return ports;
+  return [...new Set(ports)];
 }
 
 function integer(text: string, max: number, name: string): number {
@@ -633,7 +634,8 @@ class StartWaitTest {
   #hurry!: () => void;
   #hurried = new Promise<void>((resolve) => this.#hurry = resolve);
   #overdue: ReturnType<typeof setTimeout> | undefined;
-  #cancelled = { done: false };
+  /** Ends the readiness checks, a pending one included. */
+  #cancelled = new AbortController();
   constructor(processes: Processes, plan: Plan) {
     this.#processes = processes;
     this.#plan = plan;
@@ -687,9 +689,9 @@ class StartWaitTest {
 
   /** The tests first, then the server they were talking to. */
   async tearDown(): Promise<void> {
-    this.#cancelled.done = true;
+    this.#cancelled.abort();
     for (const child of this.#children.reverse()) {
-      await tearDown(child, this.#plan.graceMs, this.#hurried);
+      await stopGroup(child, this.#plan.graceMs, this.#hurried);
     }
     clearTimeout(this.#overdue);
   }
@@ -700,11 +702,11 @@ class StartWaitTest {
   ): Promise<number | undefined> {
     const program = this.#plan.server[0];
     const ready = await Promise.race([
-      waitReady(this.#processes, this.#plan, this.#cancelled),
+      waitReady(this.#processes, this.#plan, this.#cancelled.signal),
       exited,
       this.#interrupted.then((signal) => ({ signal })),
     ]);
-    this.#cancelled.done = true;
+    this.#cancelled.abort();
     if ("signal" in ready) return 128 + SIGNAL_NUMBERS[ready.signal];
     if ("exited" in ready) {
       fail(
@@ -760,14 +762,15 @@ async function waitReady(
     port: number;
     timeoutMs: number;
   },
-  cancelled: { done: boolean },
+  cancelled: AbortSignal,
 ): Promise<{ failure: string | undefined }> {
   const end = Date.now() + plan.timeoutMs;
   let last = "";
-  while (!cancelled.done) {
+  while (!cancelled.aborted) {
+    const signal = AbortSignal.any([cancelled, AbortSignal.timeout(PROBE_MS)]);
     if (plan.ready === undefined) {
       for (const host of plan.probeHosts) {
-        if (await processes.connects(host, plan.port)) {
+        if (await processes.connects(host, plan.port, signal)) {
           return { failure: undefined };
         }
       }
@@ -778,7 +781,7 @@ async function waitReady(
           // it, not the tests.
           headers: { connection: "close" },
           redirect: "manual",
-          signal: AbortSignal.timeout(PROBE_MS),
+          signal,
         });
         await response.body?.cancel();
         if (response.status >= 200 && response.status < 400) {
@@ -789,7 +792,7 @@ async function waitReady(
         last = ` (last error: ${(error as Error).message})`;
       }
     }
-    if (Date.now() >= end) break;
+    if (Date.now() >= end || cancelled.aborted) break;
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
   const waited = `${plan.timeoutMs / 1000} s`;
@@ -823,7 +826,7 @@ function bracket(host: string): string {
  * SIGTERM to the whole group, then SIGKILL to what is left once the group is
  * empty, the grace has passed, or a second signal hurries it.
  */
-async function tearDown(
+async function stopGroup(
   child: Child,
   graceMs: number,
   hurried: Promise<void>,
@@ -880,8 +883,12 @@ interface Processes {
     args: string[],
     env: Record<string, string>,
   ): Child;
-  /** Whether a TCP connection to hostname:port is accepted now. */
-  connects(hostname: string, port: number): Promise<boolean>;
+  /** Whether a TCP connection to hostname:port is accepted before `signal`. */
+  connects(
+    hostname: string,
+    port: number,
+    signal: AbortSignal,
+  ): Promise<boolean>;
   /** /proc/self/stat, or undefined where it cannot be read. */
   procStat(): string | undefined;
   /** Whether stdin, stdout or stderr is a terminal. */
@@ -1013,9 +1020,8 @@ function denoProcesses(deno: DenoRuntime): Processes {
         alive: () => signalGroup(deno, child.pid, "SIGCONT"),
       };
     },
-    async connects(hostname, port): Promise<boolean> {
+    async connects(hostname, port, signal): Promise<boolean> {
       try {
-        const signal = AbortSignal.timeout(PROBE_MS);
         (await deno.connect({ hostname, port, signal })).close();
         return true;
       } catch {
@@ -1162,15 +1168,17 @@ async function nodeProcesses(process: NodeProcess): Promise<Processes> {
     unlisten: (signal, handler) => process.off(signal, handler),
     spawn: (program, args, env) => start(program, args, env, false),
     spawnGroup: (program, args, env) => start(program, args, env, true),
-    connects: (hostname, port) =>
+    connects: (hostname, port, signal) =>
       new Promise((resolve) => {
         const socket = net.connect({ host: hostname, port });
-        const timer = setTimeout(() => done(false), PROBE_MS);
+        const abort = (): void => done(false);
         function done(connected: boolean): void {
-          clearTimeout(timer);
+          signal.removeEventListener("abort", abort);
           socket.destroy();
           resolve(connected);
         }
+        if (signal.aborted) return done(false);
+        signal.addEventListener("abort", abort);
         socket.once("connect", () => done(true));
         socket.once("error", () => done(false));
       }),
