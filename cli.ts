@@ -988,38 +988,37 @@ function denoProcesses(deno: DenoRuntime): Processes {
   const readable =
     deno.permissions.querySync({ name: "read", path: proc }).state ===
       "granted";
+  function start(
+    program: string,
+    args: string[],
+    env: Record<string, string>,
+    detached: boolean,
+  ): Child {
+    const child = new deno.Command(program, {
+      args,
+      env,
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "inherit",
+      detached, // setsid(): a session and process group of its own
+    }).spawn();
+    // Deno's code is already 128 + n for a command that signal n ended.
+    const status = child.status.then(({ code }) => code);
+    if (!detached) {
+      return { kill: (signal) => child.kill(signal as Signal), status };
+    }
+    return {
+      kill: (signal) => signalGroup(deno, child.pid, signal),
+      status,
+      // SIGCONT stands in for signal 0, which Deno.kill does not take.
+      alive: () => signalGroup(deno, child.pid, "SIGCONT"),
+    };
+  }
   return {
     listen: (signal, handler) => deno.addSignalListener(signal, handler),
     unlisten: (signal, handler) => deno.removeSignalListener(signal, handler),
-    spawn(program, args, env): Child {
-      const child = new deno.Command(program, {
-        args,
-        env,
-        stdin: "inherit",
-        stdout: "inherit",
-        stderr: "inherit",
-      }).spawn();
-      // Deno's code is already 128 + n for a command that signal n ended.
-      const status = child.status.then(({ code }) => code);
-      return { kill: (signal) => child.kill(signal as Signal), status };
-    },
-    spawnGroup(program, args, env): Child {
-      const child = new deno.Command(program, {
-        args,
-        env,
-        stdin: "inherit",
-        stdout: "inherit",
-        stderr: "inherit",
-        detached: true, // setsid(): a session and process group of its own
-      }).spawn();
-      const status = child.status.then(({ code }) => code);
-      return {
-        kill: (signal) => signalGroup(deno, child.pid, signal),
-        status,
-        // SIGCONT stands in for signal 0, which Deno.kill does not take.
-        alive: () => signalGroup(deno, child.pid, "SIGCONT"),
-      };
-    },
+    spawn: (program, args, env) => start(program, args, env, false),
+    spawnGroup: (program, args, env) => start(program, args, env, true),
     async connects(hostname, port, signal): Promise<boolean> {
       try {
         (await deno.connect({ hostname, port, signal })).close();
