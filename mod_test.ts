@@ -833,10 +833,14 @@ test(
       );
       assert.ok(report.ms < 5000, `${rule}: took ${report.ms} ms`);
       // A connect still pending is cancelled, except Bun's, which cannot be:
-      // with SYNs dropped its socket stays until the kernel gives up.
-      const bunSyn = RUNTIME === "bun" && BACKEND !== "node" &&
-        rule === cases[1][0];
-      assert.equal(report.tcpLeft, bunSyn ? 1 : 0, rule);
+      // with SYNs dropped its socket stays until the kernel gives up. With
+      // SYN-ACKs dropped it stays until a retransmitted SYN finds the
+      // listener gone, which may come before the count or after it.
+      const bun = RUNTIME === "bun" && BACKEND !== "node";
+      if (bun && rule === cases[1][0]) assert.equal(report.tcpLeft, 1, rule);
+      else if (bun && rule === cases[2][0]) {
+        assert.ok(report.tcpLeft <= 1, rule);
+      } else assert.equal(report.tcpLeft, 0, rule);
     }
   },
 );
