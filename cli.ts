@@ -542,7 +542,7 @@ async function execute(
   // job) would otherwise stay ignored in the command, which sh cannot trap.
   for (const [signal, handler] of handlers) processes.listen(signal, handler);
   try {
-    child = processes.spawn(program, args, env);
+    child = processes.spawn(program, args, env, false);
     return await child.status;
   } finally {
     for (const [signal, handler] of handlers) {
@@ -735,7 +735,7 @@ function startGroup(
   env: Record<string, string>,
 ): Child | undefined {
   try {
-    return processes.spawnGroup(program, args, env);
+    return processes.spawn(program, args, env, true);
   } catch (error) {
     fail(`Cannot run ${program}: ${(error as Error).message}`);
     return undefined;
@@ -872,16 +872,16 @@ interface Runtime {
 interface Processes {
   listen(signal: Signal, handler: () => void): void;
   unlisten(signal: Signal, handler: () => void): void;
-  /** Starts the command; throws, or its status rejects, if it cannot. */
-  spawn(program: string, args: string[], env: Record<string, string>): Child;
   /**
-   * Starts the command in a session and process group of its own, whose
-   * every process `kill` signals.
+   * Starts the command; throws, or its status rejects, if it cannot. With
+   * `group`, in a session and process group of its own, whose every process
+   * `kill` signals.
    */
-  spawnGroup(
+  spawn(
     program: string,
     args: string[],
     env: Record<string, string>,
+    group: boolean,
   ): Child;
   /** Whether a TCP connection to hostname:port is accepted before `signal`. */
   connects(
@@ -1017,8 +1017,7 @@ function denoProcesses(deno: DenoRuntime): Processes {
   return {
     listen: (signal, handler) => deno.addSignalListener(signal, handler),
     unlisten: (signal, handler) => deno.removeSignalListener(signal, handler),
-    spawn: (program, args, env) => start(program, args, env, false),
-    spawnGroup: (program, args, env) => start(program, args, env, true),
+    spawn: start,
     async connects(hostname, port, signal): Promise<boolean> {
       try {
         (await deno.connect({ hostname, port, signal })).close();
@@ -1165,8 +1164,7 @@ async function nodeProcesses(process: NodeProcess): Promise<Processes> {
   return {
     listen: (signal, handler) => process.on(signal, handler),
     unlisten: (signal, handler) => process.off(signal, handler),
-    spawn: (program, args, env) => start(program, args, env, false),
-    spawnGroup: (program, args, env) => start(program, args, env, true),
+    spawn: start,
     connects: (hostname, port, signal) =>
       new Promise((resolve) => {
         const socket = net.connect({ host: hostname, port });
