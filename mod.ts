@@ -757,13 +757,22 @@ async function listenCovering(
   throw new StepError("listen", "LOCALHOST_BUSY", request.label);
 }
 
-/** Leaves the claimed port in TIME_WAIT on every address, and closes it. */
+/**
+ * Leaves the claimed port in TIME_WAIT on every address, and closes it. The
+ * addresses it connects to were asked for as it listened, except a name's
+ * (it connects to the address the name resolved to) and a held port's
+ * (`recheck`: Deno's permissions can be revoked while it is held).
+ */
 async function handOver(
   sockets: Sockets,
   request: ReserveRequest,
   claim: Claim,
+  recheck = false,
 ): Promise<void> {
   try {
+    if (recheck || request.host.kind === "name") {
+      sockets.requireNet(claim.targets.flat());
+    }
     for (const [i, listener] of claim.listeners.entries()) {
       for (const target of claim.targets[i]) {
         await handOff(sockets, listener, target);
@@ -862,6 +871,9 @@ function wildcardTargets(
  * puts it in TIME_WAIT; close it. A reset or a lost packet anywhere is an
  * error. The accepted side keeps its descriptor until then, so it is never
  * an orphan that net.ipv4.tcp_fin_timeout could drop while the process stalls.
+ * The accept is asked for before the connect is awaited, so that both settle
+ * in one turn of the event loop: those turns, not the kernel, are most of
+ * the time a hand-off takes.
  */
 async function handOff(
   sockets: Sockets,
@@ -871,12 +883,19 @@ async function handOff(
   const deadline = new Deadline(address);
   let client: Connection | undefined;
   let accepted: Connection | undefined;
+  const accepting = listener.accept();
   try {
-    client = await deadline.race(
-      "connect",
-      sockets.connect(address, listener.port, deadline.signal),
-    );
-    accepted = await acceptPeer(deadline, listener, client);
+    try {
+      client = await deadline.race(
+        "connect",
+        sockets.connect(address, listener.port, deadline.signal),
+      );
+    } catch (error) {
+      // Whatever comes of the accept is nobody's; the listener's close ends it.
+      accepting.then((connection) => connection.close(), ignore);
+      throw error;
+    }
+    accepted = await acceptPeer(deadline, listener, client, accepting);
     accepted.closeWrite();
     // A reset of the accepted side (its FIN refused) ends the wait at once.
     const acceptedReset = accepted.endOfStream.then(() =>
@@ -919,14 +938,17 @@ async function acceptPeer(
   deadline: Deadline,
   listener: Listener,
   client: Connection,
+  first: Promise<Connection>,
 ): Promise<Connection> {
-  for (;;) {
+  for (let accepting = first;; accepting = listener.accept()) {
     let connection;
     try {
-      connection = await deadline.race("accept", listener.accept());
+      connection = await deadline.race("accept", accepting);
     } catch (error) {
       const gone = error instanceof StepError && error.code === "ECONNABORTED";
       if (gone) continue;
+      // One accepted after the deadline is nobody's.
+      accepting.then((late) => late.close(), ignore);
       throw error;
     }
     if (isPeer(connection, client)) return connection;
@@ -944,35 +966,83 @@ function isPeer(accepted: Connection, client: Connection): boolean {
 /**
  * One deadline for a hand-off: a step that outlasts it fails as ETIMEDOUT,
  * and a connect still pending is aborted, as the kernel would retry it for
- * minutes. AbortSignal.timeout, not setTimeout: Deno's first setTimeout costs
- * 7-10 ms, which every start of the command line would pay. Its timer keeps
- * Deno alive only while a listener is attached, so clear() detaches it.
+ * minutes. Every deadline shares the watchdog's timer.
  */
 class Deadline {
+  readonly due: number = performance.now() + STEP_TIMEOUT_MS;
   #step: Step = "connect";
-  #signal = AbortSignal.timeout(STEP_TIMEOUT_MS);
+  #address: string;
+  #controller = new AbortController();
   #expired: Promise<never>;
-  #onAbort!: () => void;
+  #reject!: (error: StepError) => void;
   constructor(address: string) {
-    this.#expired = new Promise((_, reject) => {
-      this.#onAbort = () =>
-        reject(new StepError(this.#step, "ETIMEDOUT", address));
-    });
+    this.#address = address;
+    this.#expired = new Promise((_, reject) => this.#reject = reject);
     this.#expired.catch(ignore);
-    this.#signal.addEventListener("abort", this.#onAbort, { once: true });
+    watchdog.watch(this);
   }
   /** Aborts when the time is up; for the connect step alone. */
   get signal(): AbortSignal {
-    return this.#signal;
+    return this.#controller.signal;
   }
   race<T>(step: Step, promise: Promise<T>): Promise<T> {
     this.#step = step;
     return Promise.race([promise, this.#expired]);
   }
+  expire(): void {
+    this.#reject(new StepError(this.#step, "ETIMEDOUT", this.#address));
+    this.#controller.abort();
+  }
   clear(): void {
-    this.#signal.removeEventListener("abort", this.#onAbort);
+    watchdog.unwatch(this);
   }
 }
+
+/**
+ * One timer for every deadline in flight, kept while it has not fired: a
+ * timer per hand-off costs Deno 4 µs. AbortSignal.timeout, not setTimeout:
+ * Deno's first setTimeout costs 7-10 ms, which every start of the command
+ * line would pay. Its timer keeps Deno alive only while a listener is
+ * attached, so the listener is detached whenever no deadline is left.
+ */
+class Watchdog {
+  #deadlines = new Set<Deadline>();
+  #timer: AbortSignal | undefined;
+  #check: () => void;
+  constructor() {
+    this.#check = () => this.#expireDue();
+  }
+  watch(deadline: Deadline): void {
+    this.#deadlines.add(deadline);
+    if (this.#deadlines.size > 1) return;
+    // A timer that has not fired fires before this deadline is due.
+    if (this.#timer?.aborted === false) {
+      this.#timer.addEventListener("abort", this.#check, { once: true });
+    } else this.#arm(STEP_TIMEOUT_MS);
+  }
+  unwatch(deadline: Deadline): void {
+    this.#deadlines.delete(deadline);
+    if (this.#deadlines.size > 0) return;
+    this.#timer?.removeEventListener("abort", this.#check);
+  }
+  #arm(ms: number): void {
+    this.#timer = AbortSignal.timeout(ms);
+    this.#timer.addEventListener("abort", this.#check, { once: true });
+  }
+  #expireDue(): void {
+    const now = performance.now();
+    let next = Infinity;
+    for (const deadline of this.#deadlines) {
+      if (deadline.due > now) next = Math.min(next, deadline.due);
+      else {
+        this.#deadlines.delete(deadline);
+        deadline.expire();
+      }
+    }
+    if (next < Infinity) this.#arm(Math.max(1, Math.ceil(next - now)));
+  }
+}
+const watchdog = new Watchdog();
 
 /** A held port: its listeners close foreign connections until released. */
 class HeldPort implements Reservation {
@@ -987,7 +1057,7 @@ class HeldPort implements Reservation {
     this.#release = () =>
       inFlight(() => {
         for (const listener of listeners) listener.handingOver();
-        return handOver(sockets, request, { ...claim, listeners });
+        return handOver(sockets, request, { ...claim, listeners }, true);
       });
   }
   release(): Promise<void> {
@@ -1613,8 +1683,9 @@ function denoSockets(deno: DenoRuntime): Sockets {
       }
       return Promise.resolve(deno.networkInterfaces().map((i) => i.address));
     },
+    // listen and connect leave permissions to listenCovering and handOver,
+    // which ask once for every address a reservation touches.
     listen(hostname, port): Promise<Listener> {
-      requireNet([hostname]);
       let listener;
       try {
         listener = deno.listen({ hostname, port });
@@ -1622,18 +1693,25 @@ function denoSockets(deno: DenoRuntime): Sockets {
         throw new StepError("listen", denoCode(error), hostname, error);
       }
       const { hostname: address, port: bound } = listener.addr;
+      let settled: Promise<void> | undefined;
       return Promise.resolve({
         address,
         port: bound,
-        accept: () =>
-          listener.accept().then(denoConnection, (error) => {
+        accept(): Promise<Connection> {
+          const accepting = listener.accept().then(denoConnection, (error) => {
             throw new StepError("accept", denoCode(error), address, error);
-          }),
-        close: () => listener.close(),
+          });
+          settled = accepting.then(ignore, ignore);
+          return accepting;
+        },
+        // Deno frees a listener's socket only once its pending accept settles.
+        close(): Promise<void> | undefined {
+          listener.close();
+          return settled;
+        },
       });
     },
     async connect(address, port, signal): Promise<Connection> {
-      requireNet([address]);
       try {
         return denoConnection(
           await deno.connect({ hostname: address, port, signal }),
@@ -1912,9 +1990,11 @@ function nodeSockets(net: NodeNet): Sockets {
             address: connectableAddress(bound.address, address),
             port: bound.port,
             accept: () => queue.next(),
-            close(): Promise<void> {
+            // The descriptor is closed at once; the callback comes a turn
+            // later, and waiting for it would add a turn to every hand-off.
+            close(): void {
               queue.close(new StepError("accept", undefined, hostname));
-              return new Promise((done) => server.close(() => done()));
+              server.close(ignore);
             },
           });
         });
