@@ -1072,8 +1072,9 @@ class HeldPort implements Reservation {
 /**
  * A held listener: until handingOver(), every connection it accepts is
  * closed at once (a readiness poller's, another program's), so none waits
- * and none can pass for the hand-off's own; after it, connections queue for
- * accept() as on any listener.
+ * and none can pass for the hand-off's own; after it, it accepts only when
+ * asked, as any listener, so that none is pending when it closes (Deno would
+ * free the socket only once that one settled, a turn later).
  */
 class HeldListener implements Listener {
   address: string;
@@ -1095,32 +1096,39 @@ class HeldListener implements Listener {
   handingOver(): void {
     this.#holding = false;
     clearTimeout(this.#retry);
-    if (!this.#accepting) this.#acceptNext();
   }
   accept(): Promise<Connection> {
-    return this.#queue.next();
+    const next = this.#queue.next();
+    if (!this.#holding && !this.#accepting && this.#queue.waiters > 0) {
+      this.#acceptNext();
+    }
+    return next;
   }
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#retry);
     this.#queue.close(new StepError("accept", undefined, this.address));
     await this.#listener.close();
-    // Deno frees a listener's socket only once its pending accept settles.
     await this.#accepting;
   }
   #acceptNext(): void {
     this.#accepting = this.#listener.accept().then((connection) => {
-      if (this.#holding) connection.close();
-      else this.#queue.push(connection);
-      this.#acceptNext();
+      this.#accepting = undefined;
+      if (this.#holding) {
+        connection.close();
+        return this.#acceptNext();
+      }
+      this.#queue.push(connection);
+      if (this.#queue.waiters > 0) this.#acceptNext();
     }, (error) => {
       this.#accepting = undefined;
+      // After handingOver() the hand-off hears of it (and accepts again if
+      // the connection was only aborted). While held, an aborted one is
+      // skipped, and a failed accept (descriptors out) is tried again
+      // shortly, so that connections keep being closed once they are back.
+      if (!this.#holding) return this.#queue.fail(error);
       const gone = error instanceof StepError && error.code === "ECONNABORTED";
       if (gone) return this.#acceptNext();
-      // After handingOver() the hand-off hears of it. While held, a failed
-      // accept (descriptors out) is tried again shortly, so that connections
-      // keep being closed once descriptors are back.
-      if (!this.#holding) return this.#queue.fail(error);
       if (!this.#closed) {
         this.#retry = setTimeout(() => this.#acceptNext(), RETRY_MS);
       }
@@ -1534,6 +1542,10 @@ class AcceptQueue {
     const waiter = this.#waiting.shift();
     if (waiter) waiter.resolve(connection);
     else this.#ready.push(connection);
+  }
+  /** How many accepts are waiting for a connection. */
+  get waiters(): number {
+    return this.#waiting.length;
   }
   /** A failed accept (EMFILE): it fails one wait, not every later one. */
   fail(error: unknown): void {

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Microseconds per port for reserve(), reserveMany(100), hold() + release() and the naive port 0
-# trick on Deno, Bun and Node, and the same syscalls in C (bench/floor.c), each
-# run in a fresh network namespace (_tools/in_namespace.sh) so that it starts
-# with an empty TIME_WAIT table. ROUNDS rounds of the whole matrix, alternating,
-# so a drifting machine favours no row; prints the median over rounds of each
-# run's median, and its ratio to the C floor.
+# Microseconds per port for reserve(), reserveMany(100), hold() + release() and
+# the naive port 0 trick on Deno, Bun and Node 24 (mod.ts as it is), against
+# the same sequence in Python (bench/reference.py: Yelp's, with no proof) and
+# in C (bench/floor.c), each run in a fresh network namespace
+# (_tools/in_namespace.sh) so that it starts with an empty TIME_WAIT table.
+# ROUNDS rounds of the whole matrix, alternating, so a drifting machine
+# favours no row. Prints, per row, the median over rounds of each run's
+# median, its ratios to the C floor, to Python and to reserve() on the same
+# runtime, and each target of the per-call issue with whether it is met:
+#   reserve(): Bun <= 1.0x Python, Deno <= 1.5x, Node <= 2x;
+#   reserveMany(100) per port <= reserve(); hold() + release() <= 1.2x reserve().
 # Usage: bench/per_call.sh [ROUNDS] [BATCHES] [PER_BATCH]   (from the root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,16 +19,15 @@ batches=${2:-10}
 per_batch=${3:-200}
 ns=_tools/in_namespace.sh
 mkdir -p .build
-"$bin/bun" build bench/per_call.ts --target=node --format=esm \
-  --outfile=.build/bench/per_call.js >/dev/null
 command -v cc >/dev/null && cc -O2 -o .build/floor bench/floor.c
 out=$(mktemp)
 for round in $(seq "$rounds"); do
   [ -x .build/floor ] && $ns .build/floor "$per_batch" "$batches" >>"$out"
+  $ns python3 bench/reference.py "$batches" "$per_batch" >>"$out"
   for method in reserve many hold naive; do
     $ns "$bin/deno" run -A bench/per_call.ts "$method" "$batches" "$per_batch" >>"$out"
     $ns "$bin/bun" bench/per_call.ts "$method" "$batches" "$per_batch" >>"$out"
-    $ns node .build/bench/per_call.js "$method" "$batches" "$per_batch" >>"$out"
+    $ns "$bin/node" --no-warnings bench/per_call.ts "$method" "$batches" "$per_batch" >>"$out"
   done
 done
 node - "$out" <<'JS'
@@ -34,17 +38,36 @@ for (const { runtime, method, usPerPort } of lines.map(JSON.parse)) {
   runs.set(key, [...(runs.get(key) ?? []), usPerPort]);
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const floor = runs.has("c reserve") ? median(runs.get("c reserve")) : undefined;
+const us = (key) => runs.has(key) ? median(runs.get(key)) : undefined;
+const ratio = (a, b) => a && b ? +(a / b).toFixed(2) : null;
+const floor = us("c reserve");
+const python = us("python reserve");
+const bound = { bun: 1.0, deno: 1.5, node: 2.0 };
 for (const [key, values] of runs) {
   const [runtime, method] = key.split(" ");
-  const us = median(values);
-  console.log(JSON.stringify({
+  const value = us(key);
+  const row = {
     runtime,
     method,
-    usPerPort: us,
-    ratioToC: floor ? +(us / floor).toFixed(2) : null,
+    usPerPort: value,
+    ratioToC: ratio(value, floor),
+    ratioToPython: ratio(value, python),
+    ratioToReserve: null,
+    target: null,
+    met: null,
     rounds: values,
-  }));
+  };
+  if (method === "reserve" && runtime in bound) {
+    row.target = `<= ${bound[runtime].toFixed(1)}x Python`;
+    row.met = row.ratioToPython <= bound[runtime];
+  }
+  if (method === "many" || method === "hold") {
+    row.ratioToReserve = ratio(value, us(`${runtime} reserve`));
+    const limit = method === "many" ? 1 : 1.2;
+    row.target = `<= ${limit.toFixed(1)}x reserve()`;
+    row.met = row.ratioToReserve <= limit;
+  }
+  console.log(JSON.stringify(row));
 }
 JS
 rm "$out"
