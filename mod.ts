@@ -757,22 +757,13 @@ async function listenCovering(
   throw new StepError("listen", "LOCALHOST_BUSY", request.label);
 }
 
-/**
- * Leaves the claimed port in TIME_WAIT on every address, and closes it. The
- * addresses it connects to were asked for as it listened, except a name's
- * (it connects to the address the name resolved to) and a held port's
- * (`recheck`: Deno's permissions can be revoked while it is held).
- */
+/** Leaves the claimed port in TIME_WAIT on every address, and closes it. */
 async function handOver(
   sockets: Sockets,
   request: ReserveRequest,
   claim: Claim,
-  recheck = false,
 ): Promise<void> {
   try {
-    if (recheck || request.host.kind === "name") {
-      sockets.requireNet(claim.targets.flat());
-    }
     for (const [i, listener] of claim.listeners.entries()) {
       for (const target of claim.targets[i]) {
         await handOff(sockets, listener, target);
@@ -884,6 +875,9 @@ async function handOff(
   let client: Connection | undefined;
   let accepted: Connection | undefined;
   const accepting = listener.accept();
+  // Heard by acceptPeer once the connect is in; a failure before then (a
+  // foreign client reset in the queue) must not be an unhandled rejection.
+  accepting.catch(ignore);
   try {
     try {
       client = await deadline.race(
@@ -1057,7 +1051,7 @@ class HeldPort implements Reservation {
     this.#release = () =>
       inFlight(() => {
         for (const listener of listeners) listener.handingOver();
-        return handOver(sockets, request, { ...claim, listeners }, true);
+        return handOver(sockets, request, { ...claim, listeners });
       });
   }
   release(): Promise<void> {
@@ -1695,9 +1689,11 @@ function denoSockets(deno: DenoRuntime): Sockets {
       }
       return Promise.resolve(deno.networkInterfaces().map((i) => i.address));
     },
-    // listen and connect leave permissions to listenCovering and handOver,
-    // which ask once for every address a reservation touches.
+    // Asked again at each listen and connect, though listenCovering asked
+    // for every address at first: code in between may revoke a permission,
+    // and Deno would then prompt.
     listen(hostname, port): Promise<Listener> {
+      requireNet([hostname]);
       let listener;
       try {
         listener = deno.listen({ hostname, port });
@@ -1724,6 +1720,7 @@ function denoSockets(deno: DenoRuntime): Sockets {
       });
     },
     async connect(address, port, signal): Promise<Connection> {
+      requireNet([address]);
       try {
         return denoConnection(
           await deno.connect({ hostname: address, port, signal }),

@@ -15,6 +15,8 @@
 //   exhaust          reserve() until it fails, counting open file descriptors
 //   wildcard JSON    reserveMany on a wildcard, then a bind(0) churn on each of
 //                    {count, hostname, churn: [addresses], rounds}
+//   revoke N         Deno: reserve(), revoking the net permission N microtask
+//                    turns after the call
 // It prints one JSON line and exits 0; a failure is reported in the JSON.
 // Only modes that read /proc or open files need more than net permission.
 import { spawnSync } from "node:child_process";
@@ -67,6 +69,19 @@ async function run(mode: string, arg: string): Promise<unknown> {
       process.stdout.write(`${await reserve()}\n`);
     }
     return { done: true };
+  }
+  if (mode === "revoke") {
+    const { Deno } = globalThis as unknown as {
+      Deno: { permissions: { revokeSync(query: { name: "net" }): unknown } };
+    };
+    const reservation = reserve();
+    for (let i = 0; i < Number(arg); i++) await Promise.resolve();
+    Deno.permissions.revokeSync({ name: "net" });
+    try {
+      return { port: await reservation };
+    } catch (error) {
+      return { error: describe(error) };
+    }
   }
   const { readdirSync, openSync, closeSync } = await import("node:fs");
   const fds = () => readdirSync("/proc/self/fd").length;

@@ -1,13 +1,18 @@
 # Copyright 2026 the @x/port-reserve authors. MIT license.
 # A "wait until the server is up" poller for mod_test.ts, in a process of its
 # own: 8 threads connect to 127.0.0.1:PORT every millisecond for SECONDS, then
-# it prints how many connections were accepted.
+# it prints how many connections were accepted. With `reset`, each connection
+# ends with a reset (SO_LINGER 0), which fails an accept still to come, and
+# the next follows at once.
+#   python3 poller.py PORT SECONDS [reset]
 import socket
+import struct
 import sys
 import threading
 import time
 
 port, seconds = int(sys.argv[1]), float(sys.argv[2])
+reset = sys.argv[3:] == ["reset"]
 stop = time.time() + seconds
 accepted = []
 
@@ -15,13 +20,16 @@ accepted = []
 def poll():
     while time.time() < stop:
         s = socket.socket()
+        if reset:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         try:
             s.connect(("127.0.0.1", port))
             accepted.append(1)
         except OSError:
             pass
         s.close()
-        time.sleep(0.001)
+        if not reset:
+            time.sleep(0.001)
 
 
 threads = [threading.Thread(target=poll) for _ in range(8)]
