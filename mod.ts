@@ -862,9 +862,6 @@ function wildcardTargets(
  * puts it in TIME_WAIT; close it. A reset or a lost packet anywhere is an
  * error. The accepted side keeps its descriptor until then, so it is never
  * an orphan that net.ipv4.tcp_fin_timeout could drop while the process stalls.
- * The accept is asked for before the connect is awaited, so that both settle
- * in one turn of the event loop: those turns, not the kernel, are most of
- * the time a hand-off takes.
  */
 async function handOff(
   sockets: Sockets,
@@ -874,22 +871,12 @@ async function handOff(
   const deadline = new Deadline(address);
   let client: Connection | undefined;
   let accepted: Connection | undefined;
-  const accepting = listener.accept();
-  // Heard by acceptPeer once the connect is in; a failure before then (a
-  // foreign client reset in the queue) must not be an unhandled rejection.
-  accepting.catch(ignore);
   try {
-    try {
-      client = await deadline.race(
-        "connect",
-        sockets.connect(address, listener.port, deadline.signal),
-      );
-    } catch (error) {
-      // Whatever comes of the accept is nobody's; the listener's close ends it.
-      accepting.then((connection) => connection.close(), ignore);
-      throw error;
-    }
-    accepted = await acceptPeer(deadline, listener, client, accepting);
+    client = await deadline.race(
+      "connect",
+      sockets.connect(address, listener.port, deadline.signal),
+    );
+    accepted = await acceptPeer(deadline, listener, client);
     accepted.closeWrite();
     // A reset of the accepted side (its FIN refused) ends the wait at once.
     const acceptedReset = accepted.endOfStream.then(() =>
@@ -932,17 +919,14 @@ async function acceptPeer(
   deadline: Deadline,
   listener: Listener,
   client: Connection,
-  first: Promise<Connection>,
 ): Promise<Connection> {
-  for (let accepting = first;; accepting = listener.accept()) {
+  for (;;) {
     let connection;
     try {
-      connection = await deadline.race("accept", accepting);
+      connection = await deadline.race("accept", listener.accept());
     } catch (error) {
       const gone = error instanceof StepError && error.code === "ECONNABORTED";
       if (gone) continue;
-      // One accepted after the deadline is nobody's.
-      accepting.then((late) => late.close(), ignore);
       throw error;
     }
     if (isPeer(connection, client)) return connection;
@@ -960,83 +944,35 @@ function isPeer(accepted: Connection, client: Connection): boolean {
 /**
  * One deadline for a hand-off: a step that outlasts it fails as ETIMEDOUT,
  * and a connect still pending is aborted, as the kernel would retry it for
- * minutes. Every deadline shares the watchdog's timer.
+ * minutes. AbortSignal.timeout, not setTimeout: Deno's first setTimeout costs
+ * 7-10 ms, which every start of the command line would pay. Its timer keeps
+ * Deno alive only while a listener is attached, so clear() detaches it.
  */
 class Deadline {
-  readonly due: number = performance.now() + STEP_TIMEOUT_MS;
   #step: Step = "connect";
-  #address: string;
-  #controller = new AbortController();
+  #signal = AbortSignal.timeout(STEP_TIMEOUT_MS);
   #expired: Promise<never>;
-  #reject!: (error: StepError) => void;
+  #onAbort!: () => void;
   constructor(address: string) {
-    this.#address = address;
-    this.#expired = new Promise((_, reject) => this.#reject = reject);
+    this.#expired = new Promise((_, reject) => {
+      this.#onAbort = () =>
+        reject(new StepError(this.#step, "ETIMEDOUT", address));
+    });
     this.#expired.catch(ignore);
-    watchdog.watch(this);
+    this.#signal.addEventListener("abort", this.#onAbort, { once: true });
   }
   /** Aborts when the time is up; for the connect step alone. */
   get signal(): AbortSignal {
-    return this.#controller.signal;
+    return this.#signal;
   }
   race<T>(step: Step, promise: Promise<T>): Promise<T> {
     this.#step = step;
     return Promise.race([promise, this.#expired]);
   }
-  expire(): void {
-    this.#reject(new StepError(this.#step, "ETIMEDOUT", this.#address));
-    this.#controller.abort();
-  }
   clear(): void {
-    watchdog.unwatch(this);
+    this.#signal.removeEventListener("abort", this.#onAbort);
   }
 }
-
-/**
- * One timer for every deadline in flight, kept while it has not fired: a
- * timer per hand-off costs Deno 4 µs. AbortSignal.timeout, not setTimeout:
- * Deno's first setTimeout costs 7-10 ms, which every start of the command
- * line would pay. Its timer keeps Deno alive only while a listener is
- * attached, so the listener is detached whenever no deadline is left.
- */
-class Watchdog {
-  #deadlines = new Set<Deadline>();
-  #timer: AbortSignal | undefined;
-  #check: () => void;
-  constructor() {
-    this.#check = () => this.#expireDue();
-  }
-  watch(deadline: Deadline): void {
-    this.#deadlines.add(deadline);
-    if (this.#deadlines.size > 1) return;
-    // A timer that has not fired fires before this deadline is due.
-    if (this.#timer?.aborted === false) {
-      this.#timer.addEventListener("abort", this.#check, { once: true });
-    } else this.#arm(STEP_TIMEOUT_MS);
-  }
-  unwatch(deadline: Deadline): void {
-    this.#deadlines.delete(deadline);
-    if (this.#deadlines.size > 0) return;
-    this.#timer?.removeEventListener("abort", this.#check);
-  }
-  #arm(ms: number): void {
-    this.#timer = AbortSignal.timeout(ms);
-    this.#timer.addEventListener("abort", this.#check, { once: true });
-  }
-  #expireDue(): void {
-    const now = performance.now();
-    let next = Infinity;
-    for (const deadline of this.#deadlines) {
-      if (deadline.due > now) next = Math.min(next, deadline.due);
-      else {
-        this.#deadlines.delete(deadline);
-        deadline.expire();
-      }
-    }
-    if (next < Infinity) this.#arm(Math.max(1, Math.ceil(next - now)));
-  }
-}
-const watchdog = new Watchdog();
 
 /** A held port: its listeners close foreign connections until released. */
 class HeldPort implements Reservation {
@@ -1999,11 +1935,9 @@ function nodeSockets(net: NodeNet): Sockets {
             address: connectableAddress(bound.address, address),
             port: bound.port,
             accept: () => queue.next(),
-            // The descriptor is closed at once; the callback comes a turn
-            // later, and waiting for it would add a turn to every hand-off.
-            close(): void {
+            close(): Promise<void> {
               queue.close(new StepError("accept", undefined, hostname));
-              server.close(ignore);
+              return new Promise((done) => server.close(() => done()));
             },
           });
         });
