@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Microseconds per port for reserve(), reserveMany(100), hold() + release() and
 # the naive port 0 trick on Deno, Bun and Node 24 (mod.ts as it is), against
-# the same sequence in Python (bench/reference.py: Yelp's, with no proof) and
-# in C (bench/floor.c), each run in a fresh network namespace
+# the same sequence in Python (bench/reference.py: Yelp's, with no proof), in
+# C (bench/floor.c), and in each runtime's own API without mod.ts (bench/raw.ts:
+# `yelp` as Python does it, `proof` as mod.ts does it), each run in a fresh
+# network namespace
 # (_tools/in_namespace.sh) so that it starts with an empty TIME_WAIT table.
 # ROUNDS rounds of the whole matrix, alternating, so a drifting machine
 # favours no row. Prints, per row, the median over rounds of each run's
-# median, its ratios to the C floor, to Python and to reserve() on the same
-# runtime, and each target of the per-call issue with whether it is met:
+# median, its ratios to the C floor, to Python, to reserve() on the same
+# runtime (for many and hold) and to the runtime's raw proven sequence (for
+# reserve: mod.ts's own share), and each target of the per-call issue with
+# whether it is met:
 #   reserve(): Bun <= 1.0x Python, Deno <= 1.5x, Node <= 2x;
 #   reserveMany(100) per port <= reserve(); hold() + release() <= 1.2x reserve().
 # Usage: bench/per_call.sh [ROUNDS] [BATCHES] [PER_BATCH]   (from the root)
@@ -24,7 +28,7 @@ out=$(mktemp)
 for round in $(seq "$rounds"); do
   [ -x .build/floor ] && $ns .build/floor "$per_batch" "$batches" >>"$out"
   $ns python3 bench/reference.py "$batches" "$per_batch" >>"$out"
-  for method in reserve many hold naive; do
+  for method in reserve many hold naive yelp proof; do
     $ns "$bin/deno" run -A bench/per_call.ts "$method" "$batches" "$per_batch" >>"$out"
     $ns "$bin/bun" bench/per_call.ts "$method" "$batches" "$per_batch" >>"$out"
     $ns "$bin/node" --no-warnings bench/per_call.ts "$method" "$batches" "$per_batch" >>"$out"
@@ -53,11 +57,13 @@ for (const [key, values] of runs) {
     ratioToC: ratio(value, floor),
     ratioToPython: ratio(value, python),
     ratioToReserve: null,
+    ratioToProof: null,
     target: null,
     met: null,
     rounds: values,
   };
   if (method === "reserve" && runtime in bound) {
+    row.ratioToProof = ratio(value, us(`${runtime} proof`));
     row.target = `<= ${bound[runtime].toFixed(1)}x Python`;
     row.met = row.ratioToPython <= bound[runtime];
   }

@@ -4,12 +4,15 @@
 // METHOD: reserve | many (reserveMany(100), per port) | hold (hold() then
 // release(), together) | naive (listen on port
 // 0 and close, in the runtime's own API: the racy trick, and the floor of any
-// JavaScript approach). Prints one JSON line with the median over batches.
+// JavaScript approach) | yelp and proof (bench/raw.ts: the sequence in the
+// runtime's own API, without and with mod.ts's proof of each step, and none
+// of its checks). Prints one JSON line with the median over batches.
 // Run it in a fresh network namespace (bench/per_call.sh does) so the host's
 // TIME_WAIT table and other processes do not skew it.
 import process from "node:process";
 import { hold, reserve, reserveMany } from "../mod.ts";
 import { naivePort } from "./naive.ts";
+import { rawReserve } from "./raw.ts";
 import { median, RUNTIME } from "./_util.ts";
 
 const [method = "reserve", batches = "10", perBatch = "200"] = process.argv
@@ -59,5 +62,13 @@ async function operation(
       for (let i = 0; i < count; i++) await take();
     };
   }
-  throw new Error(`Unknown method ${method}: use reserve, many, hold or naive`);
+  if (method === "yelp" || method === "proof") {
+    const take = await rawReserve(method === "proof");
+    return async (count) => {
+      for (let i = 0; i < count; i++) await take();
+    };
+  }
+  throw new Error(
+    `Unknown method ${method}: use reserve, many, hold, naive, yelp or proof`,
+  );
 }
