@@ -39,11 +39,6 @@ process.stdout.write(
 async function operation(
   method: string,
 ): Promise<(count: number) => Promise<void>> {
-  if (method === "reserve") {
-    return async (count) => {
-      for (let i = 0; i < count; i++) await reserve();
-    };
-  }
   if (method === "many") {
     return async (count) => {
       for (let done = 0; done < count; done += 100) {
@@ -51,22 +46,19 @@ async function operation(
       }
     };
   }
-  if (method === "hold") {
-    return async (count) => {
-      for (let i = 0; i < count; i++) await (await hold()).release();
-    };
-  }
-  if (method === "naive") {
-    const take = await naivePort();
-    return async (count) => {
-      for (let i = 0; i < count; i++) await take();
-    };
-  }
+  const take = await single(method);
+  return async (count) => {
+    for (let i = 0; i < count; i++) await take();
+  };
+}
+
+/** One port, the way `method` takes it. */
+async function single(method: string): Promise<() => Promise<unknown>> {
+  if (method === "reserve") return reserve;
+  if (method === "hold") return async () => await (await hold()).release();
+  if (method === "naive") return await naivePort();
   if (method === "yelp" || method === "proof") {
-    const take = await rawReserve(method === "proof");
-    return async (count) => {
-      for (let i = 0; i < count; i++) await take();
-    };
+    return await rawReserve(method === "proof");
   }
   throw new Error(
     `Unknown method ${method}: use reserve, many, hold, naive, yelp or proof`,
