@@ -208,6 +208,7 @@ const toolFailures = suites ? installTools() : [];
 const total = { passed: 0, failed: 0, skipped: 0 };
 const ran = { passed: 0, failed: 0, skipped: 0 };
 const failures = [...toolFailures];
+const timings = [];
 for (const { name, command, args, counts, env = {}, skip } of selected) {
   const shown = [command.replace(root, ""), ...args].join(" ");
   const vars = Object.entries(env).map(([key, value]) => `${key}=${value} `);
@@ -218,7 +219,9 @@ for (const { name, command, args, counts, env = {}, skip } of selected) {
     continue;
   }
   const failed = failures.length;
+  const started = performance.now();
   const { code, output } = await run(command, args, env);
+  timings.push([name, (performance.now() - started) / 1000]);
   if (counts) {
     const found = counts(output);
     if (!found) failures.push(`${name}: no test summary`);
@@ -227,6 +230,10 @@ for (const { name, command, args, counts, env = {}, skip } of selected) {
   if (code !== 0) failures.push(`${name}: exit ${code}`);
   if (failures.length > failed) ran.failed++;
   else ran.passed++;
+}
+process.stdout.write("\n== seconds per step\n");
+for (const [name, seconds] of timings) {
+  process.stdout.write(`${seconds.toFixed(1).padStart(7)}  ${name}\n`);
 }
 for (const failure of failures) process.stdout.write(`FAILED ${failure}\n`);
 if (everything) {
