@@ -6,6 +6,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import * as net from "node:net";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 
 /** The runtime running the tests. */
 export const RUNTIME = "Deno" in globalThis
@@ -193,4 +194,81 @@ export function namespaceSupport(): string | false {
     return `unshare -n is not permitted here (needs root): ${probe.stderr.trim()}`;
   }
   return false;
+}
+
+// ---------------------------------------------------------------------------
+// The command line, spawned as users run it: `deno run cli.ts` under Deno,
+// `bun cli.ts` under Bun, `node cli.ts` on Node 24. For cli_test.ts and
+// supervise_test.ts.
+
+export const CLI = fileURLToPath(new URL("./cli.ts", import.meta.url));
+export const PYTHON = spawnSync("python3", ["--version"]).status === 0
+  ? false
+  : "python3 is not installed";
+export const DENO_ONLY = RUNTIME === "deno"
+  ? false
+  : "Deno permissions are Deno's";
+export const NO_SCRIPT =
+  existsSync("/usr/bin/script") || existsSync("/bin/script")
+    ? false
+    : "script(1), which runs a command on a terminal, is missing";
+
+export function cliCommand(
+  args: string[],
+  denoFlags: string[],
+): { command: string; args: string[] } {
+  // Bun drops a `--` that directly follows the script; `-- --` keeps one.
+  const bunArgs = RUNTIME === "bun" && args[0] === "--"
+    ? ["--", ...args]
+    : args;
+  return runtimeCommand(CLI, bunArgs, denoFlags);
+}
+
+/**
+ * Runs the command line with `args` on a new terminal, by script(1), whose
+ * input is the terminal's keyboard. `exec`: port-reserve leads the terminal's
+ * session, as under `ssh -t`.
+ */
+export function inTerminal(
+  args: string[],
+  denoFlags: string[],
+  stdout: "pipe" | "ignore",
+): ReturnType<typeof spawn> {
+  const { command, args: all } = cliCommand(args, denoFlags);
+  const quote = (word: string): string => `'${word.replaceAll("'", `'\\''`)}'`;
+  const line = `exec ${[command, ...all].map(quote).join(" ")}`;
+  return spawn("script", ["-qec", line, "/dev/null"], {
+    stdio: ["pipe", stdout, "inherit"],
+    env: { ...process.env, SHELL: "/bin/sh", DENO_BINARY: process.execPath },
+  });
+}
+
+/**
+ * Runs `lines` in sh in a fresh network namespace with loopback up, the
+ * command line being "$@" there (with --allow-run on Deno).
+ */
+export function cliInNamespace(lines: string[]): Promise<RunResult> {
+  const { command, args } = cliCommand([], ["-N", "--allow-run"]);
+  const script = ['set -- "$0" "$@"', "ip link set lo up", ...lines]
+    .join("\n");
+  return run("unshare", ["-n", "sh", "-c", script, command, ...args], 30_000);
+}
+
+/** Whether a process whose command line contains `pattern` is running. */
+export function running(pattern: string): boolean {
+  return spawnSync("pgrep", ["-f", pattern]).status === 0;
+}
+
+export function cli(
+  args: string[],
+  denoFlags: string[] = ["-N"],
+): Promise<RunResult> {
+  const { command, args: all } = cliCommand(args, denoFlags);
+  return run(command, all, 30_000);
+}
+
+export function assertOneErrorLine(result: RunResult, message: RegExp): void {
+  assert.equal(result.stdout, "");
+  assert.match(result.stderr, /^port-reserve: [^\n]+\n$/);
+  assert.match(result.stderr, message);
 }

@@ -89,7 +89,7 @@ const steps = [
   {
     name: "deno doc --lint",
     command: deno,
-    args: ["doc", "--lint", "mod.ts", "cli.ts"],
+    args: ["doc", "--lint", "mod.ts", "cli.ts", "supervise.ts", "_runtime.ts"],
     gate: true,
   },
   // `deno publish --dry-run --allow-dirty` (a dry run publishes nothing, and
@@ -134,15 +134,18 @@ const steps = [
       "--doc",
       "mod.ts",
       "cli.ts",
+      "supervise.ts",
+      "_runtime.ts",
       "mod_test.ts",
       "cli_test.ts",
+      "supervise_test.ts",
     ],
     counts: denoCounts,
   },
   {
     name: "bun test",
     command: bun,
-    args: ["test", "./mod_test.ts", "./cli_test.ts"],
+    args: ["test", "./mod_test.ts", "./cli_test.ts", "./supervise_test.ts"],
     counts: bunCounts,
   },
   // The node:net backend, which Node uses, on Deno and Bun too.
@@ -170,7 +173,7 @@ const steps = [
   {
     name: `node ${node24Version} test, the command line`,
     command: node24,
-    args: ["--test-reporter=tap", "cli_test.ts"],
+    args: ["--test", "--test-reporter=tap", "cli_test.ts", "supervise_test.ts"],
     counts: nodeCounts,
   },
   // A small race stress test on both runtimes, and its control: the port 0
@@ -181,6 +184,11 @@ const steps = [
   // Node 20 runs a JavaScript build, as JSR's npm layer serves one.
   build("build for node", "mod_test.ts", "mod_test.js"),
   build("build cli tests for node", "cli_test.ts", "cli_test.js"),
+  build(
+    "build supervise tests for node",
+    "supervise_test.ts",
+    "supervise_test.js",
+  ),
   build("build child for node", "testdata/child.ts", "testdata/child.js"),
   {
     name: `node ${systemVersion} test, JavaScript build`,
@@ -191,7 +199,12 @@ const steps = [
   {
     name: `node ${systemVersion} test, the command line's main()`,
     command: systemNode,
-    args: [".build/cli_test.js"],
+    args: [
+      "--test",
+      "--test-reporter=tap",
+      ".build/cli_test.js",
+      ".build/supervise_test.js",
+    ],
     counts: nodeCounts,
   },
 ];
