@@ -25,6 +25,7 @@ import {
   NO_CLI,
   NO_SCRIPT,
   PYTHON,
+  QUICK,
   running,
   RUNTIME,
   waitFor,
@@ -180,7 +181,7 @@ test(
 
 test(
   "a server that crashes while the tests run fails the run and stops the tests",
-  { timeout: 60_000, skip: NO_CLI || PYTHON || LINUX_ONLY },
+  { timeout: 60_000, skip: NO_CLI || PYTHON || LINUX_ONLY || QUICK },
   async () => {
     const marker = `${42 + Math.random()}`;
     const crashing =
@@ -200,7 +201,7 @@ test(
 
 test(
   "--ready URL waits for a 2xx or 3xx answer, and names the last answer when none comes",
-  { timeout: 60_000, skip: NO_CLI || PYTHON },
+  { timeout: 60_000, skip: NO_CLI || PYTHON || QUICK },
   async () => {
     const ok = await cli(
       [
@@ -269,7 +270,10 @@ test(
 
 test(
   "Ctrl-C in a terminal reaches the tests once and stops the server",
-  { timeout: 60_000, skip: NO_CLI || PYTHON || NO_SCRIPT || LINUX_ONLY },
+  {
+    timeout: 60_000,
+    skip: NO_CLI || PYTHON || NO_SCRIPT || LINUX_ONLY || QUICK,
+  },
   async () => {
     const marker = `${44 + Math.random()}`;
     // Counts SIGINTs for two seconds, then exits 7.
@@ -323,7 +327,7 @@ test(
 
 test(
   "a server behind a wrapper gets its grace to shut down; a test that ignores signals is killed after the grace",
-  { timeout: 60_000, skip: NO_CLI || PYTHON || LINUX_ONLY },
+  { timeout: 60_000, skip: NO_CLI || PYTHON || LINUX_ONLY || QUICK },
   async () => {
     const dir = mkdtempSync(join(tmpdir(), "port-reserve-"));
     try {
@@ -376,7 +380,10 @@ test(
 
 test(
   "8 runs in parallel pass on distinct ports, where one fixed port would clash",
-  { timeout: 120_000, skip: NO_CLI || PYTHON || LINUX_ONLY || NAMESPACE },
+  {
+    timeout: 120_000,
+    skip: NO_CLI || PYTHON || LINUX_ONLY || NAMESPACE || QUICK,
+  },
   async () => {
     const runs = await Promise.all(
       Array.from(
@@ -415,7 +422,7 @@ test("a command killed by a signal gives 128 + its number", {
 
 test(
   "HUP, INT, QUIT and TERM sent to port-reserve alone reach the command once",
-  { skip: NO_CLI, timeout: 60_000 },
+  { skip: NO_CLI || QUICK, timeout: 60_000 },
   async () => {
     for (const signal of ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"] as const) {
       const { command, args } = cliCommand(
@@ -450,7 +457,7 @@ test(
 );
 
 test("Ctrl-C in a terminal reaches the command once", {
-  skip: NO_CLI || NO_SCRIPT,
+  skip: NO_CLI || NO_SCRIPT || QUICK,
   timeout: 60_000,
 }, async () => {
   for (const flags of TERMINAL_FLAGS) {
@@ -469,7 +476,7 @@ test("Ctrl-C in a terminal reaches the command once", {
 });
 
 test("a hangup of the terminal reaches the command once", {
-  skip: NO_CLI || NO_SCRIPT,
+  skip: NO_CLI || NO_SCRIPT || QUICK,
   timeout: 60_000,
 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "port-reserve-"));

@@ -1,21 +1,26 @@
 // Copyright 2026 the @x/port-reserve authors. MIT license.
 // deno-lint-ignore-file explicit-function-return-type -- plain JavaScript for Node 20, which runs npm test
-// `npm test`: the quality gates, then the test suite on every runtime, one
-// after another (they share the host's ephemeral port range). Ends with one
-// line `test: N passed, N failed, N skipped` over all runtimes.
+// `npm test`: the quality gates one after another, then the test suites side
+// by side (--jobs N at a time, 4 by default), each in network and mount
+// namespaces of its own where Linux permits it (_tools/suite_namespace.sh).
+// Ends with the seconds of every step and one line
+// `test: N passed, N failed, N skipped` over all runtimes.
 //
 // `steps` below is the one list of what is checked, and the place for a new
 // gate or CI step. Parts of it, in the list's order:
 //   node _tools/test.mjs --gates       the gates only (`deno task check`)
 //   node _tools/test.mjs --only NAME   the step named NAME, as printed after
-//                                      `==`; repeatable (`deno task test` is
-//                                      --only "deno test")
+//                                      `==`; repeatable
+//   node _tools/test.mjs --quick       the quick run while editing, not a
+//                                      step of the whole: Deno alone, the
+//                                      slow tests left out (`npm run
+//                                      test:quick`, `deno task test`)
 //   node _tools/test.mjs --help        the usage and every step's name
 // A part that runs a test suite ends with the `test:` line too, any other
 // with `steps: N passed, N failed, N skipped`. Exits 1 if a step fails.
-// deno.json's tasks call it as `npm test -- ARGS`: `deno task` would run a
-// command it finds in node_modules/.bin, such as the pinned `node`, as a
-// JavaScript file (denoland/deno#27114).
+// deno.json's tasks call it through npm: `deno task` would run a command it
+// finds in node_modules/.bin, such as the pinned `node`, as a JavaScript file
+// (denoland/deno#27114).
 import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
@@ -40,6 +45,13 @@ const systemVersion = nodeVersion(systemNode);
 const node24Version = nodeVersion(node24);
 
 const nodeBackend = { PORT_RESERVE_BACKEND: "node" };
+const npmCi = [
+  "ci",
+  "--dry-run",
+  "--ignore-scripts",
+  "--no-audit",
+  "--no-fund",
+];
 /** A `bun build` of a test file for Node 20, into .build/. */
 const build = (name, entry, out) => ({
   name,
@@ -56,6 +68,19 @@ const build = (name, entry, out) => ({
 const notLinux = process.platform === "linux"
   ? false
   : `network namespaces are Linux's, not ${process.platform}'s`;
+
+/**
+ * A test suite, in fresh network and mount namespaces where Linux permits it
+ * (_tools/suite_namespace.sh): its own ports, TIME_WAIT table and resolver.
+ */
+const suite = (name, command, args, counts, env) => ({
+  name,
+  ...(notLinux
+    ? { command, args }
+    : { command: "sh", args: ["_tools/suite_namespace.sh", command, ...args] }),
+  counts,
+  env,
+});
 
 /** A small stress run (_tools/stress.ts) in a fresh network namespace. */
 const stress = (name, runtime, method, expect) => ({
@@ -116,6 +141,16 @@ const steps = [
     args: ["_tools/check_workflows.mjs"],
     gate: true,
   },
+  // `npm ci` fails on a lockfile that lacks any package.json asks for, an
+  // optional platform package included (deno's, bun's and node's for every
+  // OS): its dry run says so without installing anything.
+  {
+    name: "package-lock.json complete (npm ci --dry-run)",
+    ...(process.env.npm_execpath
+      ? { command: systemNode, args: [process.env.npm_execpath, ...npmCi] }
+      : { command: windows ? "npm.cmd" : "npm", args: npmCi }),
+    gate: true,
+  },
   // What a new user does from a clone: `deno install -g ./cli.ts`, then run it.
   {
     name: "deno install from this checkout",
@@ -125,62 +160,44 @@ const steps = [
     skip: windows &&
       "the installed command is a .cmd on Windows: not checked there",
   },
-  {
-    name: "deno test",
-    command: deno,
-    args: [
-      "test",
-      "-A",
-      "--doc",
-      "mod.ts",
-      "cli.ts",
-      "supervise.ts",
-      "_runtime.ts",
-      "mod_test.ts",
-      "cli_test.ts",
-      "supervise_test.ts",
-    ],
-    counts: denoCounts,
-  },
-  {
-    name: "bun test",
-    command: bun,
-    args: ["test", "./mod_test.ts", "./cli_test.ts", "./supervise_test.ts"],
-    counts: bunCounts,
-  },
-  // The node:net backend, which Node uses, on Deno and Bun too.
-  {
-    name: "deno test, node:net backend",
-    command: deno,
-    args: ["test", "-A", "mod_test.ts"],
-    counts: denoCounts,
-    env: nodeBackend,
-  },
-  {
-    name: "bun test, node:net backend",
-    command: bun,
-    args: ["test", "./mod_test.ts"],
-    counts: bunCounts,
-    env: nodeBackend,
-  },
+  // The suites, longest first, so that the last to start are short. Each runs
+  // in namespaces of its own (_tools/suite_namespace.sh): its own port range
+  // and TIME_WAIT table, which suites side by side would otherwise share and
+  // swell (/proc/net/tcp with 10,000 entries takes 90 ms to read), and a
+  // resolver of its own, so that no lookup leaves the machine.
+  suite("deno test", deno, [
+    "test",
+    "-A",
+    "--doc",
+    "mod.ts",
+    "cli.ts",
+    "supervise.ts",
+    "_runtime.ts",
+    "mod_test.ts",
+  ], denoCounts),
   // Node 24 runs the TypeScript as it is: no build, its own type stripping.
-  {
-    name: `node ${node24Version} test, TypeScript as is`,
-    command: node24,
-    args: ["--test-reporter=tap", "mod_test.ts"],
-    counts: nodeCounts,
-  },
-  {
-    name: `node ${node24Version} test, the command line`,
-    command: node24,
-    args: ["--test", "--test-reporter=tap", "cli_test.ts", "supervise_test.ts"],
-    counts: nodeCounts,
-  },
-  // A small race stress test on both runtimes, and its control: the port 0
-  // trick must show races, or the check could not fail.
-  stress("stress, deno", "deno", "ours", "none"),
-  stress("stress, bun", "bun", "ours", "none"),
-  stress("stress control, port 0 trick", "deno", "naive", "races"),
+  suite(
+    `node ${node24Version} test, TypeScript as is`,
+    node24,
+    ["--test-reporter=tap", "mod_test.ts"],
+    nodeCounts,
+  ),
+  // The node:net backend, which Node uses, on Deno and Bun too.
+  suite(
+    "deno test, node:net backend",
+    deno,
+    ["test", "-A", "mod_test.ts"],
+    denoCounts,
+    nodeBackend,
+  ),
+  suite("bun test", bun, ["test", "./mod_test.ts"], bunCounts),
+  suite(
+    "bun test, node:net backend",
+    bun,
+    ["test", "./mod_test.ts"],
+    bunCounts,
+    nodeBackend,
+  ),
   // Node 20 runs a JavaScript build, as JSR's npm layer serves one.
   build("build for node", "mod_test.ts", "mod_test.js"),
   build("build cli tests for node", "cli_test.ts", "cli_test.js"),
@@ -191,25 +208,80 @@ const steps = [
   ),
   build("build child for node", "testdata/child.ts", "testdata/child.js"),
   {
-    name: `node ${systemVersion} test, JavaScript build`,
-    command: systemNode,
-    args: [".build/mod_test.js"],
-    counts: nodeCounts,
+    ...suite(
+      `node ${systemVersion} test, JavaScript build`,
+      systemNode,
+      [".build/mod_test.js"],
+      nodeCounts,
+    ),
+    needs: ["build for node", "build child for node"],
   },
+  // The command line and process supervision, spawned as users run them.
+  suite("deno test, the command line", deno, [
+    "test",
+    "-A",
+    "cli_test.ts",
+    "supervise_test.ts",
+  ], denoCounts),
+  suite(
+    `node ${node24Version} test, the command line`,
+    node24,
+    ["--test", "--test-reporter=tap", "cli_test.ts", "supervise_test.ts"],
+    nodeCounts,
+  ),
+  suite(
+    "bun test, the command line",
+    bun,
+    ["test", "./cli_test.ts", "./supervise_test.ts"],
+    bunCounts,
+  ),
   {
-    name: `node ${systemVersion} test, the command line's main()`,
-    command: systemNode,
-    args: [
-      "--test",
-      "--test-reporter=tap",
-      ".build/cli_test.js",
-      ".build/supervise_test.js",
-    ],
-    counts: nodeCounts,
+    ...suite(
+      `node ${systemVersion} test, the command line's main()`,
+      systemNode,
+      [
+        "--test",
+        "--test-reporter=tap",
+        ".build/cli_test.js",
+        ".build/supervise_test.js",
+      ],
+      nodeCounts,
+    ),
+    needs: ["build cli tests for node", "build supervise tests for node"],
   },
+  // A small race stress test on both runtimes, and its control: the port 0
+  // trick must show races, or the check could not fail.
+  stress("stress, deno", "deno", "ours", "none"),
+  stress("stress, bun", "bun", "ours", "none"),
+  stress("stress control, port 0 trick", "deno", "naive", "races"),
 ];
 
-const selected = select(process.argv.slice(2));
+/**
+ * The quick run while editing (`npm run test:quick`): every suite file on
+ * Deno alone, side by side, with the tests that take a second or more left
+ * out (PORT_RESERVE_QUICK: test_util.ts's QUICK); not a step of `npm test`.
+ */
+const quick = suite(
+  "quick: deno test, no slow tests",
+  deno,
+  [
+    "test",
+    "-A",
+    "--parallel",
+    "--doc",
+    "mod.ts",
+    "cli.ts",
+    "supervise.ts",
+    "_runtime.ts",
+    "mod_test.ts",
+    "cli_test.ts",
+    "supervise_test.ts",
+  ],
+  denoCounts,
+  { PORT_RESERVE_QUICK: "1" },
+);
+
+const { selected, jobs } = select(process.argv.slice(2));
 const everything = selected.length === steps.length;
 const suites = selected.some((step) => step.counts);
 
@@ -222,29 +294,25 @@ const total = { passed: 0, failed: 0, skipped: 0 };
 const ran = { passed: 0, failed: 0, skipped: 0 };
 const failures = [...toolFailures];
 const timings = [];
-for (const { name, command, args, counts, env = {}, skip } of selected) {
-  const shown = [command.replace(root, ""), ...args].join(" ");
-  const vars = Object.entries(env).map(([key, value]) => `${key}=${value} `);
-  process.stdout.write(`\n== ${name}: ${vars.join("")}${shown}\n`);
-  if (skip) {
-    process.stdout.write(`skipped: ${skip}\n`);
-    ran.skipped++;
-    continue;
-  }
-  const failed = failures.length;
-  const started = performance.now();
-  const { code, output } = await run(command, args, env);
-  timings.push([name, (performance.now() - started) / 1000]);
-  if (counts) {
-    const found = counts(output);
-    if (!found) failures.push(`${name}: no test summary`);
-    else for (const key of Object.keys(total)) total[key] += found[key];
-  }
-  if (code !== 0) failures.push(`${name}: exit ${code}`);
-  if (failures.length > failed) ran.failed++;
-  else ran.passed++;
+// The gates one after another, their output as it comes; then the suites side
+// by side, JOBS at a time (each waits for the steps it `needs`), each one's
+// output whole once it ends, so that their lines do not interleave.
+for (const step of selected.filter((step) => step.gate)) {
+  await runStep(step, true);
 }
+const started = new Map();
+const queue = selected.filter((step) => !step.gate);
+await Promise.all(Array.from({ length: jobs }, async () => {
+  for (let step; (step = queue.shift());) {
+    const needs = (step.needs ?? []).map((name) => started.get(name));
+    const done = Promise.all(needs).then(() => runStep(step, false));
+    started.set(step.name, done);
+    await done;
+  }
+}));
 process.stdout.write("\n== seconds per step\n");
+const order = (name) => selected.findIndex((step) => step.name === name);
+timings.sort(([a], [b]) => order(a) - order(b));
 for (const [name, seconds] of timings) {
   process.stdout.write(`${seconds.toFixed(1).padStart(7)}  ${name}\n`);
 }
@@ -264,13 +332,19 @@ process.exit(failures.length === 0 && total.failed === 0 ? 0 : 1);
 
 /** The steps the command line asks for, in the list's order; all by default. */
 function select(args) {
-  if (args.length === 0) return steps;
   const names = new Set();
   let gates = false;
+  let jobs = 4;
   for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--quick") return { selected: [quick], jobs };
     if (args[i] === "--gates") gates = true;
-    else if (args[i] === "--only" && i + 1 < args.length) names.add(args[++i]);
-    else if (args[i] === "--only") usage("--only needs a step's name");
+    else if (args[i] === "--jobs" && /^[1-9]\d*$/.test(args[i + 1] ?? "")) {
+      jobs = Number(args[++i]);
+    } else if (args[i] === "--jobs") {
+      usage("--jobs needs a whole number, 1 or more");
+    } else if (args[i] === "--only" && i + 1 < args.length) {
+      names.add(args[++i]);
+    } else if (args[i] === "--only") usage("--only needs a step's name");
     else if (args[i] === "--help") usage();
     else usage(`unknown argument ${JSON.stringify(args[i])}`);
   }
@@ -278,20 +352,53 @@ function select(args) {
   for (const name of names) {
     if (!known.has(name)) usage(`no step is named ${JSON.stringify(name)}`);
   }
-  return steps.filter((step) => (gates && step.gate) || names.has(step.name));
+  const all = !gates && names.size === 0;
+  const selected = steps.filter((step) =>
+    all || (gates && step.gate) || names.has(step.name)
+  );
+  return { selected, jobs };
 }
 
 /** Prints the usage and the steps' names; exits 2 if there is a problem. */
 function usage(problem) {
   (problem ? process.stderr : process.stdout).write(
     (problem ? `test.mjs: ${problem}\n` : "") +
-      "usage: node _tools/test.mjs [--gates] [--only NAME]...\n" +
+      "usage: node _tools/test.mjs [--gates] [--only NAME]... [--jobs N] | --quick\n" +
       `steps (* a gate):\n${
         steps.map((step) => `  ${step.gate ? "*" : " "} ${step.name}\n`)
           .join("")
       }`,
   );
   process.exit(problem ? 2 : 0);
+}
+
+/** Runs one step and counts it; `live`: its output as it comes. */
+async function runStep({ name, command, args, counts, env, skip }, live) {
+  const shown = [command.replace(root, ""), ...args].join(" ");
+  const vars = Object.entries(env ?? {}).map(([key, value]) =>
+    `${key}=${value} `
+  );
+  const header = `\n== ${name}: ${vars.join("")}${shown}\n`;
+  if (skip) {
+    process.stdout.write(`${header}skipped: ${skip}\n`);
+    ran.skipped++;
+    return;
+  }
+  if (live) process.stdout.write(header);
+  else process.stdout.write(`-- started: ${name}\n`);
+  const failed = failures.length;
+  const start = performance.now();
+  const { code, output } = await run(command, args, env, live);
+  timings.push([name, (performance.now() - start) / 1000]);
+  if (!live) process.stdout.write(header + output);
+  if (counts) {
+    const found = counts(output);
+    if (!found) failures.push(`${name}: no test summary`);
+    else for (const key of Object.keys(total)) total[key] += found[key];
+  }
+  if (code !== 0) failures.push(`${name}: exit ${code}`);
+  if (failures.length > failed) ran.failed++;
+  else ran.passed++;
 }
 
 function installTools() {
@@ -342,7 +449,7 @@ function nodeCounts(output) {
     { passed: count("pass"), failed: count("fail"), skipped: count("skipped") };
 }
 
-function run(command, args, env) {
+function run(command, args, env, live) {
   return new Promise((resolve) => {
     const child = spawn(command, args, {
       cwd: root,
@@ -353,7 +460,7 @@ function run(command, args, env) {
     let output = "";
     const keep = (stream) => (chunk) => {
       output += chunk;
-      stream.write(chunk);
+      if (live) stream.write(chunk);
     };
     child.stdout.on("data", keep(process.stdout));
     child.stderr.on("data", keep(process.stderr));

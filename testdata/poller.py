@@ -1,10 +1,12 @@
 # Copyright 2026 the @x/port-reserve authors. MIT license.
 # A "wait until the server is up" poller for mod_test.ts, in a process of its
 # own: 8 threads connect to 127.0.0.1:PORT every millisecond for SECONDS, then
-# it prints how many connections were accepted. With `reset`, each connection
-# ends with a reset (SO_LINGER 0), which fails an accept still to come, and
-# the next follows at once.
+# it prints how many connections were accepted; SIGTERM ends it sooner, as the
+# test it serves does once it is done. With `reset`, each connection ends with
+# a reset (SO_LINGER 0), which fails an accept still to come, and the next
+# follows at once.
 #   python3 poller.py PORT SECONDS [reset]
+import signal
 import socket
 import struct
 import sys
@@ -15,10 +17,12 @@ port, seconds = int(sys.argv[1]), float(sys.argv[2])
 reset = sys.argv[3:] == ["reset"]
 stop = time.time() + seconds
 accepted = []
+stopped = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stopped.set())
 
 
 def poll():
-    while time.time() < stop:
+    while time.time() < stop and not stopped.is_set():
         s = socket.socket()
         if reset:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
