@@ -1,10 +1,9 @@
 // Copyright 2026 the @x/port-reserve authors. MIT license.
 /**
- * The `port-reserve` command: prints TCP ports reserved as
- * {@linkcode reserveMany} reserves them, or runs a command with them in its
- * environment (`supervise.ts`, loaded only then). Install it with
- * `deno install -g -N -n port-reserve jsr:@x/port-reserve/cli` (add
- * `--allow-run` for `-- COMMAND`); `port-reserve --help` lists the options.
+ * The `port-reserve` command: prints ports reserved as {@linkcode reserveMany}
+ * reserves them, or runs a command with them (`supervise.ts`, loaded only
+ * then). `deno install -g -N -n port-reserve jsr:@x/port-reserve/cli` installs
+ * it (with `--allow-run` for commands); `port-reserve --help` says the rest.
  *
  * @example Reserve three ports as JSON, from a script
  * ```ts
@@ -18,7 +17,7 @@
  * @module
  */
 import { reserveMany, type ReserveOptions } from "./mod.ts";
-import { pickRuntime } from "./_runtime.ts";
+import { pickRuntime, readArgs } from "./_cli_util.ts";
 import type { ServerTests } from "./supervise.ts";
 
 /** The package version, as in deno.json (a test keeps them equal). */
@@ -35,33 +34,31 @@ Usage:
   port-reserve [options] [HOST] [PORT] -- SERVER [ARGS...] --then TEST [ARGS...]
 
 Arguments:
-  HOST                  address to reserve on (default 127.0.0.1); localhost:
-                        127.0.0.1 and ::1; 0.0.0.0 or ::, every IPv4 or every
-                        address of the interfaces (Deno: --allow-sys=networkInterfaces)
-  PORT                  ports to prefer, in order: 8080, 8080,9000, 8000-8100 or
-                        3000,8000-8100; the first that can be bound, else any
-                        port (default 0: any port)
+  HOST   address to reserve on (default 127.0.0.1); localhost: 127.0.0.1 and
+         ::1; 0.0.0.0 or ::, every IPv4 or every address of the interfaces
+         (Deno: add --allow-sys=networkInterfaces to list them)
+  PORT   ports to prefer, in order: 8080, 8080,9000, 8000-8100 or
+         3000,8000-8100; the first that can be bound, else any (default 0)
 
 Options:
   -n, --count N         reserve N distinct ports, one per line (default 1)
       --exclude LIST    never these ports (a list and ranges, as for PORT)
-      --no-fallback     fail, naming the ports tried, when none of PORT can be had
+      --no-fallback     fail, naming the ports tried, if none of PORT can be had
       --json            print {"hostname":HOST,"ports":[...]} on one line
       --env NAME        with a command: put the first port in NAME, not PORT
-  -h, --help / -V, --version   print this help / the version
+  -h, --help            print this help (-V, --version: the version)
   -- COMMAND [ARGS...]  run COMMAND with PORT (the first port), PORTS (all,
                         space-separated) and {port} in ARGS; its status is ours.
                         SIGHUP, SIGINT, SIGQUIT and SIGTERM are passed on once
                         (Ctrl-C reaches it from the terminal). Deno: --allow-run
 
 Start, wait, test, tear down (-- SERVER ... --then TEST ...):
-  SERVER starts as a COMMAND does; once it is ready TEST runs with the same;
-  then both process groups are stopped (SIGTERM, SIGKILL after the grace). The
-  status is TEST's; SERVER's (1 for 0) if it exited before it was ready; 1 if
-  it was not ready in time or exited while TEST ran, saying so. Both run off
-  the terminal: a signal reaches TEST once, from here; a second one kills both.
-      --ready URL       ready when URL ({port} in it) answers 2xx or 3xx; by
-                        default, when HOST:PORT accepts TCP connections
+  SERVER starts as a COMMAND does, TEST once it is ready; then both process
+  groups get SIGTERM, and SIGKILL after the grace. The status is TEST's;
+  SERVER's (1 for 0) if it exited before it was ready; 1 if it was not ready in
+  time or exited while TEST ran. A signal reaches TEST once; two kill both.
+      --ready URL       ready when URL ({port} in it) answers 2xx or 3xx, not
+                        when HOST:PORT accepts TCP connections
       --timeout SECONDS how long to wait for ready (default 60)
       --grace SECONDS   from SIGTERM to SIGKILL at the end (default 5)
       --separator WORD  the word between SERVER and TEST (default --then)
@@ -70,23 +67,18 @@ Exit status: 0 done, 1 the ports or the command could not be had or stdout
 could not be written, 2 bad usage; with a command, its own (128 + N for signal N).
 
 Examples:
-  PORT="$(deno run -N jsr:@x/port-reserve)"
   docker run -p "127.0.0.1:$(deno run -N jsr:@x/port-reserve):5000" registry:2
   deno run -N jsr:@x/port-reserve --count 3 --json
   deno run -N jsr:@x/port-reserve 127.0.0.1 8000-8100 --exclude 8080
-  deno run -N --allow-sys=networkInterfaces jsr:@x/port-reserve 0.0.0.0 8080
   deno run -N --allow-run jsr:@x/port-reserve -- python3 -m http.server {port}
-  deno run -N --allow-run jsr:@x/port-reserve --ready 'http://127.0.0.1:{port}/health' \\
-    -- node server.js --then npx playwright test`;
+  deno run -N --allow-run jsr:@x/port-reserve -- node server.js --then npx playwright test`;
 
 /**
- * Runs the `port-reserve` command line: reserves ports and prints them on
- * stdout, or runs a command with them in its environment. Errors go to stderr
- * as one line each.
+ * Runs the `port-reserve` command line: prints reserved ports on stdout, or
+ * runs a command with them. Errors go to stderr, one line each.
  *
  * @param args The arguments, without the program name.
- * @returns The exit status: 0 done, 1 the ports or the command could not be
- * had or stdout could not be written, 2 bad usage; in exec mode, the command's.
+ * @returns The exit status, as `--help` says.
  * @throws {Error} Never for bad input, a failed reservation or a failed write
  * to stdout, which give a status; only if writing to stderr fails (on Deno).
  *
@@ -148,8 +140,7 @@ export async function main(args: string[]): Promise<number> {
 }
 
 /**
- * Runs {@linkcode main} on the runtime's arguments and exits with its status,
- * as `cli.ts` and `mod.ts` do when run (`deno run jsr:@x/port-reserve`).
+ * Runs {@linkcode main} on the runtime's arguments and exits with its status.
  *
  * @returns Never: it exits.
  *
@@ -167,40 +158,33 @@ export async function run(): Promise<never> {
 // ---------------------------------------------------------------------------
 // Parsing: what the arguments ask for, or a UsageError naming what is wrong.
 
-/** What the command line asks for; to print or run, with which ports. */
-type Invocation =
-  | { kind: "help" }
-  | { kind: "version" }
-  | Ports & { kind: "print"; json: boolean }
-  | Ports & {
-    kind: "exec";
-    command: string[];
-    env: string;
-    then?: ServerTests;
-  };
+/** What the command line asks for: help, the version, or ports for a use. */
+type Invocation = { kind: "help" } | { kind: "version" } | Print | Exec;
+type Print = Ports & { kind: "print"; json: boolean };
+type Exec = Ports & { kind: "exec"; command: string[]; env: string } & {
+  then?: ServerTests;
+};
 type Ports = { hostname: string; count: number; options: ReserveOptions };
 /** The options given, by long name: each one's value, "" if it takes none. */
 type Flags = Partial<Record<string, string>>;
 
 class UsageError extends Error {}
 
-/** The options, by long name, and whether each takes a value. */
-const FLAGS = new Map<string, boolean>([
-  ...["--", "--help", "--version", "--json", "--no-fallback"]
-    .map((flag) => [flag, false] as const),
-  ...["--count", "--env", "--exclude", "--ready", "--timeout", "--grace"]
-    .map((flag) => [flag, true] as const),
-  ["--separator", true],
-]);
-const ALIASES = new Map([["-h", "--help"], ["-V", "--version"], [
-  "-n",
-  "--count",
-]]);
+const WEB_URL = "an http:// or https:// URL";
 /** The options of a server and its tests. */
 const WAITING = ["--ready", "--timeout", "--grace", "--separator"];
+/** The options, by long name: those that take no value, those that take one. */
+const OPTIONS = {
+  switches: ["--", "--help", "--version", "--json", "--no-fallback"],
+  valued: ["--count", "--env", "--exclude", ...WAITING],
+  aliases: { "-h": "--help", "-V": "--version", "-n": "--count" },
+  /** "-n3" is "-n 3". */
+  attached: ["-n"],
+  fail: usage,
+};
 
 function parse(args: string[]): Invocation {
-  const { flags, positional, command } = readFlags(args);
+  const { flags, positional, command } = readArgs(args, OPTIONS);
   if (flags["--help"] !== undefined) return { kind: "help" };
   if (flags["--version"] !== undefined) return { kind: "version" };
   if (positional.length > 2) usage(`Unexpected argument ${positional[2]}`);
@@ -237,43 +221,6 @@ function parse(args: string[]): Invocation {
   return { kind: "exec", command: server, env, then, ...request };
 }
 
-/** The options by long name, the positional arguments, the command after --. */
-function readFlags(
-  args: string[],
-): { flags: Flags; positional: string[]; command?: string[] } {
-  const flags: Flags = {};
-  const positional: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    // "--count=3", "-n3" and "-n 3" all give the value 3.
-    const equals = arg.startsWith("--") ? arg.indexOf("=") : -1;
-    const [flag, inline] = equals > 0
-      ? [arg.slice(0, equals), arg.slice(equals + 1)]
-      : /^-n./.test(arg)
-      ? ["-n", arg.slice(2)]
-      : [arg, undefined];
-    const name = ALIASES.get(flag) ?? flag;
-    const takesValue = FLAGS.get(name);
-    if (inline !== undefined && takesValue === false) {
-      bad(`${flag} takes no value`, inline);
-    }
-    if (name === "--") {
-      const command = args.slice(i + 1);
-      if (command.length > 0) return { flags, positional, command };
-      usage("-- must be followed by a command");
-    } else if (takesValue === false) flags[name] = "";
-    else if (takesValue) {
-      if (inline === undefined && i + 1 >= args.length) {
-        usage(`${flag} needs a value`);
-      }
-      flags[name] = inline ?? args[++i];
-    } else if (flag.startsWith("-") && flag !== "-") {
-      usage(`Unknown option ${flag}`);
-    } else positional.push(arg);
-  }
-  return { flags, positional };
-}
-
 /** The tests after the separator, and the options that say how to run them. */
 function serverTests(
   test: string[],
@@ -284,18 +231,11 @@ function serverTests(
   const ready = flags["--ready"];
   const url = ready?.replaceAll("{port}", "1") ?? "http://a";
   if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
-    bad(
-      `--ready must be an http:// or https:// URL, {port} in it for the port`,
-      ready!,
-    );
+    bad(`--ready must be ${WEB_URL}, {port} in it for the port`, ready!);
   }
   const timeoutMs = seconds(flags["--timeout"] ?? "60", "--timeout");
-  return {
-    test,
-    ready,
-    timeoutMs,
-    graceMs: seconds(flags["--grace"] ?? "5", "--grace"),
-  };
+  const graceMs = seconds(flags["--grace"] ?? "5", "--grace");
+  return { test, ready, timeoutMs, graceMs };
 }
 
 /** A number of seconds from an option, as milliseconds. */
@@ -313,11 +253,8 @@ function integer(text: string, max: number, name: string): number {
 
 /** PORT, --exclude and --no-fallback as reserveMany() options. */
 function ports(port: string, count: number, flags: Flags): ReserveOptions {
-  const named = port === "0" ? [] : parsePorts(port, "PORT");
-  const excluded = flags["--exclude"];
-  const exclude = excluded === undefined
-    ? []
-    : parsePorts(excluded, "--exclude");
+  const named = parsePorts(port === "0" ? undefined : port, "PORT");
+  const exclude = parsePorts(flags["--exclude"], "--exclude");
   const left = named.filter((p) => !exclude.includes(p)).length;
   if (named.length > 0 && left === 0) {
     usage(
@@ -335,9 +272,9 @@ function ports(port: string, count: number, flags: Flags): ReserveOptions {
 }
 
 /** "8080", "8000-8100", "3000,8000-8100": the ports, in order, once each. */
-function parsePorts(text: string, name: string): number[] {
+function parsePorts(text: string | undefined, name: string): number[] {
   const ports = new Set<number>();
-  for (const part of text.split(",")) {
+  for (const part of text?.split(",") ?? []) {
     const match = /^(\d+)(?:-(\d+))?$/.exec(part);
     const [from, to] = [match?.[1], match?.[2] ?? match?.[1]].map(Number);
     const why = !match
@@ -347,13 +284,9 @@ function parsePorts(text: string, name: string): number[] {
       : from > to
       ? "runs backwards"
       : undefined;
-    if (why) {
-      usage(
-        `${name} must be ports 1-65535 or ranges such as 8000-8100, separated by commas: ${
-          JSON.stringify(part)
-        } ${why}`,
-      );
-    }
+    const what =
+      "ports 1-65535 or ranges such as 8000-8100, separated by commas";
+    if (why) usage(`${name} must be ${what}: ${JSON.stringify(part)} ${why}`);
     for (let port = from; port <= to; port++) ports.add(port);
   }
   return [...ports];
@@ -375,9 +308,7 @@ function fail(message: string, status: number): number {
   return status;
 }
 
-// bun build turns `import.meta.main` into a test that is true in Node for
-// every module, but leaves `main` read off an alias alone.
+// Read off an alias, as bun build rewrites `import.meta.main`; and named, as a
+// bundle that inlines this module shares its entry's import.meta.
 const meta = import.meta;
-// Inlined into another entry's bundle, this module shares that entry's
-// import.meta, whose main is true: only its own name says it is the entry.
 if (meta.main && /\/cli\.[jt]s$/.test(meta.url)) await run();

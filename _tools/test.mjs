@@ -114,7 +114,7 @@ const steps = [
   {
     name: "deno doc --lint",
     command: deno,
-    args: ["doc", "--lint", "mod.ts", "cli.ts", "supervise.ts", "_runtime.ts"],
+    args: ["doc", "--lint", "mod.ts", "cli.ts", "supervise.ts", "_cli_util.ts"],
     gate: true,
   },
   // `deno publish --dry-run --allow-dirty` (a dry run publishes nothing, and
@@ -172,7 +172,7 @@ const steps = [
     "mod.ts",
     "cli.ts",
     "supervise.ts",
-    "_runtime.ts",
+    "_cli_util.ts",
     "mod_test.ts",
   ], denoCounts),
   // Node 24 runs the TypeScript as it is: no build, its own type stripping.
@@ -272,7 +272,7 @@ const quick = suite(
     "mod.ts",
     "cli.ts",
     "supervise.ts",
-    "_runtime.ts",
+    "_cli_util.ts",
     "mod_test.ts",
     "cli_test.ts",
     "supervise_test.ts",

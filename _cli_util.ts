@@ -1,14 +1,21 @@
 // Copyright 2026 the @x/port-reserve authors. MIT license.
 /**
- * What the command line (`cli.ts`) needs of Deno, Bun or Node to start and
- * end: its arguments, stdout and exit. Not part of the API.
+ * The mechanics under the command line (`cli.ts`), not what it is: the
+ * runtime's arguments, stdout and exit on Deno, Bun or Node, and a tokenizer
+ * of arguments, as `@std/cli`'s `parseArgs` would be if a module of no
+ * dependencies could import it. Not part of the API.
  *
- * @example The runtime's arguments
+ * @example Split arguments into options, positional arguments and a command
  * ```ts
- * import { pickRuntime } from "./_runtime.ts";
+ * import { readArgs } from "./_cli_util.ts";
  * import assert from "node:assert/strict";
  *
- * assert.ok(Array.isArray(pickRuntime().args));
+ * const table = { switches: ["--", "--json"], valued: ["--count"], aliases: { "-n": "--count" } };
+ * assert.deepEqual(readArgs(["-n", "2", "--json", "x", "--", "ls"], table), {
+ *   flags: { "--count": "2", "--json": "" },
+ *   positional: ["x"],
+ *   command: ["ls"],
+ * });
  * ```
  *
  * @module
@@ -34,7 +41,7 @@ export interface Runtime {
  *
  * @example Print a line
  * ```ts
- * import { pickRuntime } from "./_runtime.ts";
+ * import { pickRuntime } from "./_cli_util.ts";
  *
  * await pickRuntime().print("hello\n");
  * ```
@@ -141,4 +148,87 @@ function nodeRuntime(process: NodeProcess): Runtime {
       }),
     stdoutClosed: () => Promise.resolve(false),
   };
+}
+
+/** The options a command line has, for {@linkcode readArgs}. */
+export interface ArgsTable {
+  /** The options that take no value, by long name; `--` ends the options. */
+  switches: string[];
+  /** The options that take a value, by long name. */
+  valued: string[];
+  /** Short names, to long ones. */
+  aliases: Record<string, string>;
+  /** Short names whose value may follow attached: `-n3`. @default {[]} */
+  attached?: string[];
+  /** Throws for bad usage. @default {(message) => { throw new TypeError(message) }} */
+  fail?: (message: string) => never;
+}
+
+/** What {@linkcode readArgs} found. */
+export interface Args {
+  /** The options given, by long name: each one's value, "" if it takes none. */
+  flags: Partial<Record<string, string>>;
+  /** The arguments that are no option. */
+  positional: string[];
+  /** What follows `--`, if it came. */
+  command?: string[];
+}
+
+/**
+ * Splits arguments into options (by long name), positional arguments and the
+ * command after `--`. `--count=3`, `-n3` (for an attached short name) and
+ * `-n 3` all give `--count` the value 3.
+ *
+ * @param args The arguments, without the program name.
+ * @param table The options there are.
+ * @returns The options given, the positional arguments and the command.
+ * @throws {TypeError} If an option is unknown, lacks its value or has one it
+ * does not take, or `--` ends them with no command (by `table.fail`, if given).
+ *
+ * @example An unknown option
+ * ```ts
+ * import { readArgs } from "./_cli_util.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const table = { switches: ["--"], valued: [], aliases: {} };
+ * assert.throws(() => readArgs(["--bogus"], table), TypeError);
+ * ```
+ */
+export function readArgs(args: string[], table: ArgsTable): Args {
+  const { switches, valued, aliases, attached = [] } = table;
+  const fail = table.fail ?? ((message: string): never => {
+    throw new TypeError(message);
+  });
+  const flags: Args["flags"] = {};
+  const positional: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const equals = arg.startsWith("--") ? arg.indexOf("=") : -1;
+    const short = attached.find((name) => arg.startsWith(name) && arg !== name);
+    const [flag, inline] = equals > 0
+      ? [arg.slice(0, equals), arg.slice(equals + 1)]
+      : short
+      ? [short, arg.slice(short.length)]
+      : [arg, undefined];
+    const name = Object.hasOwn(aliases, flag) ? aliases[flag] : flag;
+    if (inline !== undefined && switches.includes(name)) {
+      fail(
+        `${flag} takes no value: current value is ${JSON.stringify(inline)}`,
+      );
+    }
+    if (name === "--") {
+      const command = args.slice(i + 1);
+      if (command.length > 0) return { flags, positional, command };
+      fail("-- must be followed by a command");
+    } else if (switches.includes(name)) flags[name] = "";
+    else if (valued.includes(name)) {
+      if (inline === undefined && i + 1 >= args.length) {
+        fail(`${flag} needs a value`);
+      }
+      flags[name] = inline ?? args[++i];
+    } else if (flag.startsWith("-") && flag !== "-") {
+      fail(`Unknown option ${flag}`);
+    } else positional.push(arg);
+  }
+  return { flags, positional };
 }
