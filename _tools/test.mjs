@@ -45,6 +45,17 @@ const systemVersion = nodeVersion(systemNode);
 const node24Version = nodeVersion(node24);
 
 const nodeBackend = { PORT_RESERVE_BACKEND: "node" };
+/** How long one step may run before it is killed and fails (TEST_STEP_LIMIT seconds). */
+const STEP_LIMIT_MS = Number(process.env.TEST_STEP_LIMIT || 900) * 1000;
+/** The steps' processes running now, each the leader of its group. */
+const running = new Set();
+// Interrupted, stop every step's group too: they are not in ours.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, () => {
+    for (const child of running) killGroup(child);
+    process.exit(128 + { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 }[signal]);
+  });
+}
 const npmCi = [
   "ci",
   "--dry-run",
@@ -449,6 +460,11 @@ function nodeCounts(output) {
     { passed: count("pass"), failed: count("fail"), skipped: count("skipped") };
 }
 
+/**
+ * Runs a step's command; its exit code and output. A step still running after
+ * STEP_LIMIT_MS is killed with all it started (its process group) and fails,
+ * so that a hang fails the run in minutes, not at CI's limit.
+ */
 function run(command, args, env, live) {
   return new Promise((resolve) => {
     const child = spawn(command, args, {
@@ -456,18 +472,41 @@ function run(command, args, env, live) {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, NO_COLOR: "1", ...env },
       shell: windows,
+      detached: !windows, // a process group of its own, to kill whole
     });
     let output = "";
     const keep = (stream) => (chunk) => {
       output += chunk;
       if (live) stream.write(chunk);
     };
+    const timer = setTimeout(() => {
+      output += `\ntest.mjs: still running after ${
+        STEP_LIMIT_MS / 1000
+      } s: killed\n`;
+      killGroup(child);
+    }, STEP_LIMIT_MS);
+    running.add(child);
     child.stdout.on("data", keep(process.stdout));
     child.stderr.on("data", keep(process.stderr));
     child.on("error", (error) => {
+      running.delete(child);
+      clearTimeout(timer);
       output += String(error);
       resolve({ code: -1, output });
     });
-    child.on("close", (code) => resolve({ code, output }));
+    child.on("close", (code) => {
+      running.delete(child);
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
   });
+}
+
+/** SIGKILL to a step's process and all it started. */
+function killGroup(child) {
+  try {
+    process.kill(windows ? child.pid : -child.pid, "SIGKILL");
+  } catch {
+    // It has just ended.
+  }
 }
