@@ -2,12 +2,14 @@
 // deno-lint-ignore-file explicit-function-return-type -- plain JavaScript for Node 20, which runs npm test
 // The JSR package page gate: runs `deno publish --dry-run`, takes the list of
 // files it would publish, and fails when a relative link or image in
-// README.md points at a file outside that list (JSR resolves them against the
-// package, so such a link is broken on the package page), or when an in-page
-// #anchor names no heading of the README, or when the README's first screen
-// shows no command that runs the package. Exits 0 when all is well.
+// README.md, CONTRIBUTING.md or docs/*.md points at a file outside that list
+// (JSR resolves them against the package, so such a link is broken on the
+// package page), when one of those documents is not published itself, when
+// an #anchor names no heading of the Markdown file it points into, or when
+// the README's first screen shows no command that runs the package. Exits 0
+// when all is well.
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { posix } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -39,37 +41,66 @@ if (
 ) {
   fail(`The first 20 lines of README.md show no command running jsr:${name}`);
 }
-const anchors = headingSlugs(readme);
+// The documents whose links are checked: every one must be published.
+const documents = [
+  "README.md",
+  "CONTRIBUTING.md",
+  ...(existsSync(`${root}docs`) ? readdirSync(`${root}docs`) : [])
+    .filter((name) => name.endsWith(".md")).map((name) => `docs/${name}`),
+].filter((file) => existsSync(`${root}${file}`));
 const problems = [];
-for (const { line, target } of links(readme)) {
-  if (/^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith("//")) continue;
-  const [path, fragment] = splitTarget(target);
-  if (path === "") {
-    if (!anchors.has(fragment)) {
+for (const file of documents) {
+  if (!published.has(file)) {
+    problems.push(`${file} is not in the published package`);
+  }
+}
+const slugs = new Map();
+const anchorsOf = (file) => {
+  if (!slugs.has(file)) {
+    slugs.set(file, headingSlugs(readFileSync(`${root}${file}`, "utf8")));
+  }
+  return slugs.get(file);
+};
+let checked = 0;
+for (const document of documents) {
+  const text = readFileSync(`${root}${document}`, "utf8");
+  for (const { line, target } of links(text)) {
+    if (/^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith("//")) {
+      continue;
+    }
+    checked++;
+    const [path, fragment] = splitTarget(target);
+    const file = path === "" ? document : posix.normalize(
+      posix.join(posix.dirname(document), decodeURIComponent(path)),
+    ).replace(/^\.\//, "");
+    if (path !== "" && !published.has(file)) {
       problems.push(
-        `README.md:${line}: #${fragment} names no heading of the README`,
+        `${document}:${line}: ${target} is not in the published package ` +
+          "(add it to publish.include in deno.json)",
+      );
+      continue;
+    }
+    if (
+      fragment !== "" && file.endsWith(".md") && !anchorsOf(file).has(fragment)
+    ) {
+      problems.push(
+        `${document}:${line}: #${fragment} names no heading of ${file}`,
       );
     }
-    continue;
-  }
-  const file = posix.normalize(decodeURIComponent(path)).replace(/^\.\//, "");
-  if (!published.has(file)) {
-    problems.push(
-      `README.md:${line}: ${target} is not in the published package ` +
-        "(add it to publish.include in deno.json)",
-    );
   }
 }
 if (problems.length > 0) {
   fail(
-    `README.md has ${problems.length} link(s) broken on the package page:\n${
+    `${problems.length} link(s) broken on the package page:\n${
       problems.join("\n")
     }`,
   );
 }
 process.stdout.write(
-  `README links: every relative link resolves in the package ` +
-    `(${published.size} files: ${[...published].sort().join(", ")})\n`,
+  `Links: all ${checked} relative links of ${documents.join(", ")} resolve ` +
+    `in the package (${published.size} files: ${
+      [...published].sort().join(", ")
+    })\n`,
 );
 
 /** The files of the dry run's list, relative to the package root. */

@@ -2,7 +2,7 @@
 // Plain JavaScript, run by the pinned Bun for its YAML parser.
 // The GitHub workflows cannot run here. This checks what can be checked: each
 // file parses as YAML (with Bun's YAML 1.2 parser, which the pinned Bun
-// brings: no dependency), and each says what the README says it does.
+// brings: no dependency), and each says what CONTRIBUTING.md says it does.
 // Run as `bun _tools/check_workflows.mjs`.
 import { readFileSync } from "node:fs";
 
@@ -95,5 +95,5 @@ if (problems.length > 0) {
   process.exit(1);
 }
 process.stdout.write(
-  "Workflows: ci.yml and publish.yml parse and say what the README says\n",
+  "Workflows: ci.yml and publish.yml parse and say what CONTRIBUTING.md says\n",
 );
