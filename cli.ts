@@ -38,7 +38,8 @@ Arguments:
          ::1; 0.0.0.0 or ::, every IPv4 or every address of the interfaces
          (Deno: add --allow-sys=networkInterfaces to list them)
   PORT   ports to prefer, in order: 8080, 8080,9000, 8000-8100 or
-         3000,8000-8100; the first that can be bound, else any (default 0)
+         3000,8000-8100; the first that can be bound, else any (default 0).
+         Not exclusive: another program naming the port can still take it
 
 Options:
   -n, --count N         reserve N distinct ports, one per line (default 1)
@@ -70,8 +71,11 @@ Examples:
   docker run -p "127.0.0.1:$(deno run -N jsr:@x/port-reserve):5000" registry:2
   deno run -N jsr:@x/port-reserve --count 3 --json
   deno run -N jsr:@x/port-reserve 127.0.0.1 8000-8100 --exclude 8080
-  deno run -N --allow-run jsr:@x/port-reserve -- python3 -m http.server {port}
-  deno run -N --allow-run jsr:@x/port-reserve -- node server.js --then npx playwright test`;
+  deno run -N --allow-run jsr:@x/port-reserve localhost -- vite --port {port} --strictPort
+  deno run -N --allow-run jsr:@x/port-reserve --ready 'http://127.0.0.1:{port}/' \\
+    -- node server.js --then npx playwright test
+
+Documentation: https://jsr.io/@x/port-reserve (docs/cli.md: exec mode, --then)`;
 
 /**
  * Runs the `port-reserve` command line: prints reserved ports on stdout, or

@@ -27,8 +27,8 @@ const FROM_SOURCE = import.meta.url.endsWith(".ts");
 /**
  * false on Linux, else the reason to skip a test that reads /proc (socket
  * states, open descriptors) or checks how Linux's port allocators treat
- * TIME_WAIT. The README's development section says how each of those claims
- * would be checked on macOS and Windows.
+ * TIME_WAIT. docs/platforms.md says how each of those claims would be
+ * checked on macOS and Windows.
  */
 export const LINUX_ONLY = process.platform === "linux"
   ? false

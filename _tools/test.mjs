@@ -262,12 +262,12 @@ const steps = [
   },
   // Every code block of README.md, CONTRIBUTING.md and docs/, on the runtimes
   // its info string names (Vitest and Playwright recipes with the real tools).
-  {
-    name: `node ${node24Version} docs code blocks`,
-    command: node24,
-    args: ["--test-reporter=tap", "docs_test.ts"],
-    counts: nodeCounts,
-  },
+  suite(
+    `node ${node24Version} docs code blocks`,
+    node24,
+    ["--test-reporter=tap", "docs_test.ts"],
+    nodeCounts,
+  ),
   // A small race stress test on both runtimes, and its control: the port 0
   // trick must show races, or the check could not fail.
   stress("stress, deno", "deno", "ours", "none"),
