@@ -347,11 +347,17 @@ type Host =
   | { kind: "localhost" }
   | { kind: "wildcard"; address: "0.0.0.0" | "::" };
 
-/** Validates options, before anything touches the network. */
+/**
+ * Validates options, before anything touches the network. Options with no
+ * keys (`reserve()`) are the default request, validated once: nothing in a
+ * request is ever changed.
+ */
 function readOptions(options: ReserveOptions, noun: string): ReserveRequest {
   const prefix = `Cannot reserve ${noun} as`;
+  const own = readOwnKeys(prefix, options);
+  if (own === undefined && defaultRequest) return defaultRequest;
   const { hostname = "127.0.0.1", port = 0, exclude = [], fallback = true } =
-    readOwnKeys(prefix, options);
+    own ?? {};
   const host = readHost(prefix, hostname);
   const ports = readNamedPorts(prefix, port, exclude);
   if (typeof fallback !== "boolean") {
@@ -361,17 +367,21 @@ function readOptions(options: ReserveOptions, noun: string): ReserveRequest {
       }`,
     );
   }
-  return { label: hostname as string, host, ...ports, fallback };
+  const request = { label: hostname as string, host, ...ports, fallback };
+  if (own === undefined) defaultRequest = request;
+  return request;
 }
+let defaultRequest: ReserveRequest | undefined;
 
 /**
  * The options object's own properties, read once: a getter or a proxy that
- * throws is bad input like any other, with its error as the cause.
+ * throws is bad input like any other, with its error as the cause. Undefined
+ * for an object with none, the common case.
  */
 function readOwnKeys(
   prefix: string,
   options: unknown,
-): Record<string, unknown> {
+): Record<string, unknown> | undefined {
   if (
     typeof options !== "object" || options === null || Array.isArray(options)
   ) {
@@ -383,8 +393,10 @@ function readOwnKeys(
   }
   let own: Record<string, unknown>;
   try {
+    const keys = Reflect.ownKeys(options);
+    if (keys.length === 0) return undefined;
     own = Object.fromEntries(
-      Reflect.ownKeys(options).map((key) => [
+      keys.map((key) => [
         String(key),
         Reflect.get(options, key),
       ]),
