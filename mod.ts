@@ -1049,7 +1049,7 @@ class HeldListener implements Listener {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#retry);
-    this.#queue.close(new StepError("accept", undefined, this.address));
+    this.#queue.close(() => new StepError("accept", undefined, this.address));
     await this.#listener.close();
     await this.#accepting;
   }
@@ -1473,8 +1473,8 @@ async function loadSockets(name: RuntimeName, scope: Scope): Promise<Sockets> {
 class AcceptQueue {
   #ready: Connection[] = [];
   #waiting: { resolve(c: Connection): void; reject(e: unknown): void }[] = [];
-  /** Once closed: every later accept fails with this. */
-  #failure: unknown;
+  /** Once closed: every later accept fails with the error this makes. */
+  #failure: (() => unknown) | undefined;
   /** A failed accept no one was waiting for: the next caller hears it. */
   #unheard: unknown;
   #closed = false;
@@ -1498,7 +1498,7 @@ class AcceptQueue {
   next(): Promise<Connection> {
     const ready = this.#ready.shift();
     if (ready) return Promise.resolve(ready);
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#failure !== undefined) return Promise.reject(this.#failure());
     const unheard = this.#unheard;
     if (unheard !== undefined) {
       this.#unheard = undefined;
@@ -1508,12 +1508,16 @@ class AcceptQueue {
       this.#waiting.push({ resolve, reject });
     });
   }
-  /** Closes what was never asked for (foreign connections that came late). */
-  close(reason: unknown): void {
+  /**
+   * Closes what was never asked for (foreign connections that came late).
+   * The error is made only for an accept that waits or comes later: its
+   * stack costs Node more than the rest of the close.
+   */
+  close(reason: () => unknown): void {
     this.#closed = true;
     this.#failure ??= reason;
     for (const connection of this.#ready.splice(0)) connection.close();
-    this.fail(reason);
+    if (this.#waiting.length > 0) this.fail(reason());
   }
 }
 
@@ -1825,7 +1829,7 @@ async function bunListen(
     port: bound.port,
     accept: () => queue.next(),
     close(): void {
-      queue.close(new StepError("accept", undefined, address));
+      queue.close(() => new StepError("accept", undefined, address));
       bound.stop(true);
     },
   };
@@ -1948,7 +1952,7 @@ function nodeSockets(net: NodeNet): Sockets {
             port: bound.port,
             accept: () => queue.next(),
             close(): Promise<void> {
-              queue.close(new StepError("accept", undefined, hostname));
+              queue.close(() => new StepError("accept", undefined, hostname));
               return new Promise((done) => server.close(() => done()));
             },
           });
