@@ -891,12 +891,10 @@ async function handOff(
     accepted = await acceptPeer(deadline, listener, client);
     accepted.closeWrite();
     // A reset of the accepted side (its FIN refused) ends the wait at once.
-    const acceptedReset = accepted.endOfStream.then(() =>
-      new Promise<never>(ignore)
-    );
     await deadline.race(
       "end-of-stream",
-      Promise.race([client.endOfStream, acceptedReset]),
+      client.endOfStream,
+      accepted.endOfStream,
     );
     client.close();
     client = undefined;
@@ -963,26 +961,43 @@ function isPeer(accepted: Connection, client: Connection): boolean {
 class Deadline {
   #step: Step = "connect";
   #signal = AbortSignal.timeout(STEP_TIMEOUT_MS);
-  #expired: Promise<never>;
-  #onAbort!: () => void;
+  #address: string;
+  /** Fails the step being waited for, if any. */
+  #fail: ((error: StepError) => void) | undefined;
+  #onAbort = (): void => this.#fail?.(this.#expired());
   constructor(address: string) {
-    this.#expired = new Promise((_, reject) => {
-      this.#onAbort = () =>
-        reject(new StepError(this.#step, "ETIMEDOUT", address));
-    });
-    this.#expired.catch(ignore);
-    this.#signal.addEventListener("abort", this.#onAbort, { once: true });
+    this.#address = address;
+    this.#signal.addEventListener("abort", this.#onAbort);
   }
   /** Aborts when the time is up; for the connect step alone. */
   get signal(): AbortSignal {
     return this.#signal;
   }
-  race<T>(step: Step, promise: Promise<T>): Promise<T> {
+  /**
+   * The step's outcome, or ETIMEDOUT once the time is up; a rejection of
+   * `failure` (a reset seen elsewhere) also ends it. One promise per step, as
+   * Promise.race against a shared one cost each step a promise and a
+   * reaction more.
+   */
+  race<T>(
+    step: Step,
+    promise: Promise<T>,
+    failure?: Promise<unknown>,
+  ): Promise<T> {
     this.#step = step;
-    return Promise.race([promise, this.#expired]);
+    if (this.#signal.aborted) return Promise.reject(this.#expired());
+    return new Promise<T>((resolve, reject) => {
+      this.#fail = reject;
+      promise.then(resolve, reject);
+      failure?.then(undefined, reject);
+    });
   }
   clear(): void {
+    this.#fail = undefined;
     this.#signal.removeEventListener("abort", this.#onAbort);
+  }
+  #expired(): StepError {
+    return new StepError(this.#step, "ETIMEDOUT", this.#address);
   }
 }
 
