@@ -742,13 +742,19 @@ async function listenCovering(
   if (host.kind === "wildcard" && covered.length === 0) {
     throw new StepError("interfaces", "NO_ADDRESSES", host.address);
   }
-  sockets.requireNet([...listenOn, ...covered]);
+  // One address alone is asked for by the adapter's listen, before it opens
+  // anything: asking here too would only ask twice.
+  if (listenOn.length > 1 || covered.length > 0) {
+    sockets.requireNet([...listenOn, ...covered]);
+  }
   // Excluded ports stay bound while more are drawn, or the kernel would offer
   // them again; closed unused, they leave no TIME_WAIT.
   const excluded: Listener[] = [];
   try {
     for (let busy = 0, draws = 0; busy < LOCALHOST_ATTEMPTS;) {
-      const listeners = await listenAll(sockets, listenOn, port);
+      const listeners = listenOn.length === 1
+        ? [await sockets.listen(listenOn[0], port)]
+        : await listenAll(sockets, listenOn, port);
       if (!listeners) {
         busy++; // the port was busy on another address
       } else if (port === 0 && skip?.(listeners[0].port)) {
@@ -1633,6 +1639,11 @@ interface DenoRuntime {
 
 function denoSockets(deno: DenoRuntime): Sockets {
   function requireNet(hosts: string[]): void {
+    // The common case first: one host, granted.
+    if (hosts.length === 1) {
+      const query = { name: "net", host: bracket(hosts[0]) } as const;
+      if (deno.permissions.querySync(query).state === "granted") return;
+    }
     const states = [...new Set(hosts)].map((host) => {
       const query = { name: "net", host: bracket(host) } as const;
       return [host, deno.permissions.querySync(query).state] as const;
@@ -1701,11 +1712,14 @@ function denoSockets(deno: DenoRuntime): Sockets {
   };
 }
 
+/** What Deno connections read into: nothing is ever written to them. */
+const discard = new Uint8Array(16);
+
 /** A Deno connection; its end-of-stream is read only when asked for. */
 function denoConnection(conn: DenoConn): Connection {
   async function readToEnd(): Promise<void> {
     try {
-      while (await conn.read(new Uint8Array(16)) !== null) { /* unread */ }
+      while (await conn.read(discard) !== null) { /* unread */ }
     } catch (error) {
       throw new StepError(
         "end-of-stream",
