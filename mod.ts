@@ -1805,7 +1805,7 @@ function bunSockets(bun: BunRuntime): Sockets {
       } catch (error) {
         throw new StepError("connect", nodeCode(error), address, error);
       }
-      return bunConnection(socket, end.endOfStream);
+      return bunConnection(socket, address, end.endOfStream, false);
     },
     descriptorsExhausted: probeDescriptors,
   };
@@ -1830,15 +1830,14 @@ async function bunListen(
         open(socket): void {
           const end = endTracker(address);
           ends.set(socket, end);
-          queue.push({
-            ...bunConnection(socket, end.endOfStream),
-            // Bun closes an accepted socket at once on end(); shutdown()
-            // half-closes it, and its close then means the peer's FIN.
-            closeWrite(): void {
+          // Bun closes an accepted socket at once on end(); shutdown()
+          // half-closes it, and its close then means the peer's FIN.
+          queue.push(
+            bunConnection(socket, address, end.endOfStream, true, () => {
               end.halfClosed();
               socket.shutdown();
-            },
-          });
+            }),
+          );
         },
         data: ignore,
         end: (socket) => ends.get(socket)?.ended(),
@@ -1866,16 +1865,69 @@ async function bunListen(
 
 function bunConnection(
   socket: BunSocket,
+  address: string,
   endOfStream: Promise<void>,
+  accepted: boolean,
+  closeWrite: () => void = () => socket.end(),
 ): Connection {
-  return {
-    localAddress: socket.localAddress,
-    localPort: socket.localPort,
-    remoteAddress: socket.remoteAddress,
-    remotePort: socket.remotePort,
+  return eventConnection(socket, address, accepted, {
     endOfStream,
-    closeWrite: () => socket.end(),
+    closeWrite,
     close: () => socket.end(),
+  });
+}
+
+/**
+ * A Connection over an event-driven socket. The end the peer check reads
+ * (the client's local one, the accepted side's remote one) is read at once,
+ * while the socket is surely open; the other only if asked for, as each
+ * costs a system call. `address` stands in for an end that is gone.
+ */
+function eventConnection(
+  socket: {
+    localAddress?: string;
+    localPort?: number;
+    remoteAddress?: string;
+    remotePort?: number;
+  },
+  address: string,
+  accepted: boolean,
+  { endOfStream, closeWrite, close }: Pick<
+    Connection,
+    "endOfStream" | "closeWrite" | "close"
+  >,
+): Connection {
+  if (accepted) {
+    const remoteAddress = socket.remoteAddress ?? address;
+    const remotePort = socket.remotePort ?? 0;
+    return {
+      get localAddress(): string {
+        return socket.localAddress ?? address;
+      },
+      get localPort(): number {
+        return socket.localPort ?? 0;
+      },
+      remoteAddress,
+      remotePort,
+      endOfStream,
+      closeWrite,
+      close,
+    };
+  }
+  const localAddress = socket.localAddress ?? address;
+  const localPort = socket.localPort ?? 0;
+  return {
+    localAddress,
+    localPort,
+    get remoteAddress(): string {
+      return socket.remoteAddress ?? address;
+    },
+    get remotePort(): number {
+      return socket.remotePort ?? 0;
+    },
+    endOfStream,
+    closeWrite,
+    close,
   };
 }
 
@@ -1960,7 +2012,9 @@ function nodeSockets(net: NodeNet): Sockets {
       // Half-open allowed: Node would end a socket itself on the peer's FIN.
       const server = net.createServer({ allowHalfOpen: true }, (socket) => {
         const endOfStream = trackEnd(socket, socket.remoteAddress!);
-        queue.push(nodeConnection(socket, socket.remoteAddress!, endOfStream));
+        queue.push(
+          nodeConnection(socket, socket.remoteAddress!, endOfStream, true),
+        );
       });
       return new Promise((resolve, reject) => {
         function failed(error: unknown): void {
@@ -2013,7 +2067,7 @@ function nodeConnect(
     });
     socket.once("connect", () => {
       signal.removeEventListener("abort", abort);
-      resolve(nodeConnection(socket, address, endOfStream));
+      resolve(nodeConnection(socket, address, endOfStream, false));
     });
   });
 }
@@ -2039,17 +2093,14 @@ function nodeConnection(
   socket: NodeSocket,
   address: string,
   endOfStream: Promise<void>,
+  accepted: boolean,
 ): Connection {
-  return {
-    localAddress: socket.localAddress ?? address,
-    localPort: socket.localPort ?? 0,
-    remoteAddress: socket.remoteAddress ?? address,
-    remotePort: socket.remotePort ?? 0,
+  return eventConnection(socket, address, accepted, {
     endOfStream,
     closeWrite: () => socket.end(),
     // destroy() closes gracefully (a FIN) when nothing is left unread.
     close: () => socket.destroy(),
-  };
+  });
 }
 
 // bun build turns `import.meta.main` into a test that is true in Node for
