@@ -892,7 +892,7 @@ async function handOff(
   try {
     client = await deadline.race(
       "connect",
-      sockets.connect(address, listener.port, deadline.signal),
+      sockets.connect(address, listener.port, deadline),
     );
     accepted = await acceptPeer(deadline, listener, client);
     accepted.closeWrite();
@@ -960,24 +960,51 @@ function isPeer(accepted: Connection, client: Connection): boolean {
 /**
  * One deadline for a hand-off: a step that outlasts it fails as ETIMEDOUT,
  * and a connect still pending is aborted, as the kernel would retry it for
- * minutes. AbortSignal.timeout, not setTimeout: Deno's first setTimeout costs
- * 7-10 ms, which every start of the command line would pay. Its timer keeps
- * Deno alive only while a listener is attached, so clear() detaches it.
+ * minutes. On Deno an AbortSignal.timeout, not setTimeout: Deno's first
+ * setTimeout costs 7-10 ms, which every start of the command line would pay;
+ * its timer keeps Deno alive only while a listener is attached, so clear()
+ * detaches it. Elsewhere a setTimeout, cleared by clear(): Node's
+ * AbortSignal.timeout and its EventTarget listeners cost it about a tenth of
+ * a reservation.
  */
-class Deadline {
+/** Whether this is Deno, whose deadlines are AbortSignal.timeout. */
+const ON_DENO = (globalThis as Scope).Deno !== undefined;
+
+class Deadline implements ConnectDeadline {
   #step: Step = "connect";
-  #signal = AbortSignal.timeout(STEP_TIMEOUT_MS);
   #address: string;
+  #expired = false;
   /** Fails the step being waited for, if any. */
   #fail: ((error: StepError) => void) | undefined;
-  #onAbort = (): void => this.#fail?.(this.#expired());
+  /** Aborts the connect, if it is pending (Node's). */
+  #abort: (() => void) | undefined;
+  #signal: AbortSignal | undefined;
+  #controller: AbortController | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #expire = (): void => {
+    this.#expired = true;
+    this.#fail?.(this.#timedOut());
+    this.#abort?.();
+    this.#controller?.abort();
+  };
   constructor(address: string) {
     this.#address = address;
-    this.#signal.addEventListener("abort", this.#onAbort);
+    if (ON_DENO) {
+      this.#signal = AbortSignal.timeout(STEP_TIMEOUT_MS);
+      this.#signal.addEventListener("abort", this.#expire);
+    } else this.#timer = setTimeout(this.#expire, STEP_TIMEOUT_MS);
   }
-  /** Aborts when the time is up; for the connect step alone. */
   get signal(): AbortSignal {
-    return this.#signal;
+    if (this.#signal) return this.#signal;
+    this.#controller = new AbortController();
+    if (this.#expired) this.#controller.abort();
+    return this.#signal = this.#controller.signal;
+  }
+  get expired(): boolean {
+    return this.#expired;
+  }
+  onExpire(abort: (() => void) | undefined): void {
+    this.#abort = abort;
   }
   /**
    * The step's outcome, or ETIMEDOUT once the time is up; a rejection of
@@ -991,7 +1018,7 @@ class Deadline {
     failure?: Promise<unknown>,
   ): Promise<T> {
     this.#step = step;
-    if (this.#signal.aborted) return Promise.reject(this.#expired());
+    if (this.#expired) return Promise.reject(this.#timedOut());
     return new Promise<T>((resolve, reject) => {
       this.#fail = reject;
       promise.then(resolve, reject);
@@ -1000,9 +1027,14 @@ class Deadline {
   }
   clear(): void {
     this.#fail = undefined;
-    this.#signal.removeEventListener("abort", this.#onAbort);
+    this.#abort = undefined;
+    clearTimeout(this.#timer);
+    // Only Deno's timeout signal has the listener: a controller's has none.
+    if (!this.#controller) {
+      this.#signal?.removeEventListener("abort", this.#expire);
+    }
   }
-  #expired(): StepError {
+  #timedOut(): StepError {
     return new StepError(this.#step, "ETIMEDOUT", this.#address);
   }
 }
@@ -1420,17 +1452,27 @@ interface Connection {
   close(): void;
 }
 
+/** What a connect needs of its hand-off's deadline. */
+interface ConnectDeadline {
+  /** Aborted when the time is up: for a connect that takes a signal. */
+  readonly signal: AbortSignal;
+  /** Whether the time is up. */
+  readonly expired: boolean;
+  /** `abort` is called when the time is up, until replaced or cleared. */
+  onExpire(abort: (() => void) | undefined): void;
+}
+
 interface Sockets {
   /** Throws a permission StepError naming every host not granted (Deno). */
   requireNet(hosts: string[]): void;
   /** Every address of this machine's network interfaces. */
   interfaceAddresses(): Promise<string[]>;
   listen(hostname: string, port: number): Promise<Listener>;
-  /** Connects; aborting `signal` closes a connect still pending. */
+  /** Connects; the deadline's expiry closes a connect still pending. */
   connect(
     address: string,
     port: number,
-    signal: AbortSignal,
+    deadline: ConnectDeadline,
   ): Promise<Connection>;
   /** The error that says descriptors ran out, if they have, else undefined. */
   descriptorsExhausted(): Promise<unknown>;
@@ -1697,8 +1739,9 @@ function denoSockets(deno: DenoRuntime): Sockets {
         },
       });
     },
-    async connect(address, port, signal): Promise<Connection> {
+    async connect(address, port, deadline): Promise<Connection> {
       requireNet([address]);
+      const signal = deadline.signal;
       try {
         return denoConnection(
           await deno.connect({ hostname: address, port, signal }),
@@ -1786,7 +1829,7 @@ function bunSockets(bun: BunRuntime): Sockets {
     // A pending Bun.connect cannot be cancelled (Bun's node:net client could
     // be, but loading it costs 10 ms at every start): one that outlives the
     // deadline is closed if it ever connects, else the kernel gives up on it.
-    async connect(address, port, signal): Promise<Connection> {
+    async connect(address, port, deadline): Promise<Connection> {
       const end = endTracker(address);
       const connecting = bun.connect({
         hostname: address,
@@ -1798,7 +1841,7 @@ function bunSockets(bun: BunRuntime): Sockets {
           error: (_, error) => end.closed(error),
         },
       });
-      connecting.then((late) => signal.aborted && late.end(), ignore);
+      connecting.then((late) => deadline.expired && late.end(), ignore);
       let socket;
       try {
         socket = await connecting;
@@ -2043,7 +2086,8 @@ function nodeSockets(net: NodeNet): Sockets {
         server.listen({ host: address, port });
       });
     },
-    connect: (address, port, signal) => nodeConnect(net, address, port, signal),
+    connect: (address, port, deadline) =>
+      nodeConnect(net, address, port, deadline),
     descriptorsExhausted: probeDescriptors,
   };
 }
@@ -2052,21 +2096,20 @@ function nodeConnect(
   net: NodeNet,
   address: string,
   port: number,
-  signal: AbortSignal,
+  deadline: ConnectDeadline,
 ): Promise<Connection> {
   return new Promise((resolve, reject) => {
     // Half-open allowed: Node would close the socket itself on the FIN, and
     // its descriptor must stay ours until the hand-off closes it.
     const socket = net.connect({ host: address, port, allowHalfOpen: true });
-    const abort = (): unknown => socket.destroy();
-    signal.addEventListener("abort", abort, { once: true });
+    deadline.onExpire(() => socket.destroy());
     const endOfStream = trackEnd(socket, address);
     socket.once("error", (error) => {
-      signal.removeEventListener("abort", abort);
+      deadline.onExpire(undefined);
       reject(new StepError("connect", nodeCode(error), address, error));
     });
     socket.once("connect", () => {
-      signal.removeEventListener("abort", abort);
+      deadline.onExpire(undefined);
       resolve(nodeConnection(socket, address, endOfStream, false));
     });
   });
