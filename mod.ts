@@ -1721,21 +1721,29 @@ function denoSockets(deno: DenoRuntime): Sockets {
         throw new StepError("listen", denoCode(error), hostname, error);
       }
       const { hostname: address, port: bound } = listener.addr;
-      let settled: Promise<void> | undefined;
+      /** The accept not yet settled, if any. */
+      let pending: Promise<Connection> | undefined;
       return Promise.resolve({
         address,
         port: bound,
         accept(): Promise<Connection> {
-          const accepting = listener.accept().then(denoConnection, (error) => {
-            throw new StepError("accept", denoCode(error), address, error);
-          });
-          settled = accepting.then(ignore, ignore);
-          return accepting;
+          const accepting: Promise<Connection> = listener.accept().then(
+            (conn) => {
+              if (pending === accepting) pending = undefined;
+              return denoConnection(conn);
+            },
+            (error) => {
+              if (pending === accepting) pending = undefined;
+              throw new StepError("accept", denoCode(error), address, error);
+            },
+          );
+          return pending = accepting;
         },
-        // Deno frees a listener's socket only once its pending accept settles.
+        // Deno frees a listener's socket only once its pending accept
+        // settles; one already settled needs no promise more.
         close(): Promise<void> | undefined {
           listener.close();
-          return settled;
+          return pending?.then(ignore, ignore);
         },
       });
     },
