@@ -957,6 +957,9 @@ function isPeer(accepted: Connection, client: Connection): boolean {
     unmapped(accepted.remoteAddress) === unmapped(client.localAddress);
 }
 
+/** Whether this is Deno, whose deadlines are AbortSignal.timeout. */
+const ON_DENO = (globalThis as Scope).Deno !== undefined;
+
 /**
  * One deadline for a hand-off: a step that outlasts it fails as ETIMEDOUT,
  * and a connect still pending is aborted, as the kernel would retry it for
@@ -964,12 +967,9 @@ function isPeer(accepted: Connection, client: Connection): boolean {
  * setTimeout costs 7-10 ms, which every start of the command line would pay;
  * its timer keeps Deno alive only while a listener is attached, so clear()
  * detaches it. Elsewhere a setTimeout, cleared by clear(): Node's
- * AbortSignal.timeout and its EventTarget listeners cost it about a tenth of
- * a reservation.
+ * AbortSignal.timeout and its EventTarget listeners cost it 5-8% of a
+ * reservation.
  */
-/** Whether this is Deno, whose deadlines are AbortSignal.timeout. */
-const ON_DENO = (globalThis as Scope).Deno !== undefined;
-
 class Deadline implements ConnectDeadline {
   #step: Step = "connect";
   #address: string;
