@@ -347,11 +347,17 @@ type Host =
   | { kind: "localhost" }
   | { kind: "wildcard"; address: "0.0.0.0" | "::" };
 
-/** Validates options, before anything touches the network. */
+/**
+ * Validates options, before anything touches the network. Options with no
+ * keys (`reserve()`) are the default request, validated once: nothing in a
+ * request is ever changed.
+ */
 function readOptions(options: ReserveOptions, noun: string): ReserveRequest {
   const prefix = `Cannot reserve ${noun} as`;
+  const own = readOwnKeys(prefix, options);
+  if (own === undefined && defaultRequest) return defaultRequest;
   const { hostname = "127.0.0.1", port = 0, exclude = [], fallback = true } =
-    readOwnKeys(prefix, options);
+    own ?? {};
   const host = readHost(prefix, hostname);
   const ports = readNamedPorts(prefix, port, exclude);
   if (typeof fallback !== "boolean") {
@@ -361,17 +367,21 @@ function readOptions(options: ReserveOptions, noun: string): ReserveRequest {
       }`,
     );
   }
-  return { label: hostname as string, host, ...ports, fallback };
+  const request = { label: hostname as string, host, ...ports, fallback };
+  if (own === undefined) defaultRequest = request;
+  return request;
 }
+let defaultRequest: ReserveRequest | undefined;
 
 /**
  * The options object's own properties, read once: a getter or a proxy that
- * throws is bad input like any other, with its error as the cause.
+ * throws is bad input like any other, with its error as the cause. Undefined
+ * for an object with none, the common case.
  */
 function readOwnKeys(
   prefix: string,
   options: unknown,
-): Record<string, unknown> {
+): Record<string, unknown> | undefined {
   if (
     typeof options !== "object" || options === null || Array.isArray(options)
   ) {
@@ -383,8 +393,10 @@ function readOwnKeys(
   }
   let own: Record<string, unknown>;
   try {
+    const keys = Reflect.ownKeys(options);
+    if (keys.length === 0) return undefined;
     own = Object.fromEntries(
-      Reflect.ownKeys(options).map((key) => [
+      keys.map((key) => [
         String(key),
         Reflect.get(options, key),
       ]),
@@ -730,13 +742,19 @@ async function listenCovering(
   if (host.kind === "wildcard" && covered.length === 0) {
     throw new StepError("interfaces", "NO_ADDRESSES", host.address);
   }
-  sockets.requireNet([...listenOn, ...covered]);
+  // One address alone is asked for by the adapter's listen, before it opens
+  // anything: asking here too would only ask twice.
+  if (listenOn.length > 1 || covered.length > 0) {
+    sockets.requireNet([...listenOn, ...covered]);
+  }
   // Excluded ports stay bound while more are drawn, or the kernel would offer
   // them again; closed unused, they leave no TIME_WAIT.
   const excluded: Listener[] = [];
   try {
     for (let busy = 0, draws = 0; busy < LOCALHOST_ATTEMPTS;) {
-      const listeners = await listenAll(sockets, listenOn, port);
+      const listeners = listenOn.length === 1
+        ? [await sockets.listen(listenOn[0], port)]
+        : await listenAll(sockets, listenOn, port);
       if (!listeners) {
         busy++; // the port was busy on another address
       } else if (port === 0 && skip?.(listeners[0].port)) {
@@ -874,17 +892,15 @@ async function handOff(
   try {
     client = await deadline.race(
       "connect",
-      sockets.connect(address, listener.port, deadline.signal),
+      sockets.connect(address, listener.port, deadline),
     );
     accepted = await acceptPeer(deadline, listener, client);
     accepted.closeWrite();
     // A reset of the accepted side (its FIN refused) ends the wait at once.
-    const acceptedReset = accepted.endOfStream.then(() =>
-      new Promise<never>(ignore)
-    );
     await deadline.race(
       "end-of-stream",
-      Promise.race([client.endOfStream, acceptedReset]),
+      client.endOfStream,
+      accepted.endOfStream,
     );
     client.close();
     client = undefined;
@@ -941,36 +957,85 @@ function isPeer(accepted: Connection, client: Connection): boolean {
     unmapped(accepted.remoteAddress) === unmapped(client.localAddress);
 }
 
+/** Whether this is Deno, whose deadlines are AbortSignal.timeout. */
+const ON_DENO = (globalThis as Scope).Deno !== undefined;
+
 /**
  * One deadline for a hand-off: a step that outlasts it fails as ETIMEDOUT,
  * and a connect still pending is aborted, as the kernel would retry it for
- * minutes. AbortSignal.timeout, not setTimeout: Deno's first setTimeout costs
- * 7-10 ms, which every start of the command line would pay. Its timer keeps
- * Deno alive only while a listener is attached, so clear() detaches it.
+ * minutes. On Deno an AbortSignal.timeout, not setTimeout: Deno's first
+ * setTimeout costs 7-10 ms, which every start of the command line would pay;
+ * its timer keeps Deno alive only while a listener is attached, so clear()
+ * detaches it. Elsewhere a setTimeout, cleared by clear(): Node's
+ * AbortSignal.timeout and its EventTarget listeners cost it 5-8% of a
+ * reservation.
  */
-class Deadline {
+class Deadline implements ConnectDeadline {
   #step: Step = "connect";
-  #signal = AbortSignal.timeout(STEP_TIMEOUT_MS);
-  #expired: Promise<never>;
-  #onAbort!: () => void;
+  #address: string;
+  #expired = false;
+  /** Fails the step being waited for, if any. */
+  #fail: ((error: StepError) => void) | undefined;
+  /** Aborts the connect, if it is pending (Node's). */
+  #abort: (() => void) | undefined;
+  #signal: AbortSignal | undefined;
+  #controller: AbortController | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #expire = (): void => {
+    this.#expired = true;
+    this.#fail?.(this.#timedOut());
+    this.#abort?.();
+    this.#controller?.abort();
+  };
   constructor(address: string) {
-    this.#expired = new Promise((_, reject) => {
-      this.#onAbort = () =>
-        reject(new StepError(this.#step, "ETIMEDOUT", address));
-    });
-    this.#expired.catch(ignore);
-    this.#signal.addEventListener("abort", this.#onAbort, { once: true });
+    this.#address = address;
+    if (ON_DENO) {
+      this.#signal = AbortSignal.timeout(STEP_TIMEOUT_MS);
+      this.#signal.addEventListener("abort", this.#expire);
+    } else this.#timer = setTimeout(this.#expire, STEP_TIMEOUT_MS);
   }
-  /** Aborts when the time is up; for the connect step alone. */
   get signal(): AbortSignal {
-    return this.#signal;
+    if (this.#signal) return this.#signal;
+    this.#controller = new AbortController();
+    if (this.#expired) this.#controller.abort();
+    return this.#signal = this.#controller.signal;
   }
-  race<T>(step: Step, promise: Promise<T>): Promise<T> {
+  get expired(): boolean {
+    return this.#expired;
+  }
+  onExpire(abort: (() => void) | undefined): void {
+    this.#abort = abort;
+  }
+  /**
+   * The step's outcome, or ETIMEDOUT once the time is up; a rejection of
+   * `failure` (a reset seen elsewhere) also ends it. One promise per step, as
+   * Promise.race against a shared one cost each step a promise and a
+   * reaction more.
+   */
+  race<T>(
+    step: Step,
+    promise: Promise<T>,
+    failure?: Promise<unknown>,
+  ): Promise<T> {
     this.#step = step;
-    return Promise.race([promise, this.#expired]);
+    if (this.#expired) return Promise.reject(this.#timedOut());
+    return new Promise<T>((resolve, reject) => {
+      this.#fail = reject;
+      promise.then(resolve, reject);
+      failure?.then(undefined, reject);
+    });
   }
   clear(): void {
-    this.#signal.removeEventListener("abort", this.#onAbort);
+    this.#fail = undefined;
+    this.#abort = undefined;
+    clearTimeout(this.#timer);
+    // Only Deno's timeout signal has the listener: a controller's has none.
+    if (!this.#controller) {
+      this.#signal?.removeEventListener("abort", this.#expire);
+    }
+  }
+  #timedOut(): StepError {
+    return new StepError(this.#step, "ETIMEDOUT", this.#address);
   }
 }
 
@@ -1037,7 +1102,7 @@ class HeldListener implements Listener {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#retry);
-    this.#queue.close(new StepError("accept", undefined, this.address));
+    this.#queue.close(() => new StepError("accept", undefined, this.address));
     await this.#listener.close();
     await this.#accepting;
   }
@@ -1387,17 +1452,27 @@ interface Connection {
   close(): void;
 }
 
+/** What a connect needs of its hand-off's deadline. */
+interface ConnectDeadline {
+  /** Aborted when the time is up: for a connect that takes a signal. */
+  readonly signal: AbortSignal;
+  /** Whether the time is up. */
+  readonly expired: boolean;
+  /** `abort` is called when the time is up, until replaced or cleared. */
+  onExpire(abort: (() => void) | undefined): void;
+}
+
 interface Sockets {
   /** Throws a permission StepError naming every host not granted (Deno). */
   requireNet(hosts: string[]): void;
   /** Every address of this machine's network interfaces. */
   interfaceAddresses(): Promise<string[]>;
   listen(hostname: string, port: number): Promise<Listener>;
-  /** Connects; aborting `signal` closes a connect still pending. */
+  /** Connects; the deadline's expiry closes a connect still pending. */
   connect(
     address: string,
     port: number,
-    signal: AbortSignal,
+    deadline: ConnectDeadline,
   ): Promise<Connection>;
   /** The error that says descriptors ran out, if they have, else undefined. */
   descriptorsExhausted(): Promise<unknown>;
@@ -1461,8 +1536,8 @@ async function loadSockets(name: RuntimeName, scope: Scope): Promise<Sockets> {
 class AcceptQueue {
   #ready: Connection[] = [];
   #waiting: { resolve(c: Connection): void; reject(e: unknown): void }[] = [];
-  /** Once closed: every later accept fails with this. */
-  #failure: unknown;
+  /** Once closed: every later accept fails with the error this makes. */
+  #failure: (() => unknown) | undefined;
   /** A failed accept no one was waiting for: the next caller hears it. */
   #unheard: unknown;
   #closed = false;
@@ -1486,7 +1561,7 @@ class AcceptQueue {
   next(): Promise<Connection> {
     const ready = this.#ready.shift();
     if (ready) return Promise.resolve(ready);
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#failure !== undefined) return Promise.reject(this.#failure());
     const unheard = this.#unheard;
     if (unheard !== undefined) {
       this.#unheard = undefined;
@@ -1496,12 +1571,16 @@ class AcceptQueue {
       this.#waiting.push({ resolve, reject });
     });
   }
-  /** Closes what was never asked for (foreign connections that came late). */
-  close(reason: unknown): void {
+  /**
+   * Closes what was never asked for (foreign connections that came late).
+   * The error is made only for an accept that waits or comes later: its
+   * stack costs Node more than the rest of the close.
+   */
+  close(reason: () => unknown): void {
     this.#closed = true;
     this.#failure ??= reason;
     for (const connection of this.#ready.splice(0)) connection.close();
-    this.fail(reason);
+    if (this.#waiting.length > 0) this.fail(reason());
   }
 }
 
@@ -1602,6 +1681,11 @@ interface DenoRuntime {
 
 function denoSockets(deno: DenoRuntime): Sockets {
   function requireNet(hosts: string[]): void {
+    // The common case first: one host, granted.
+    if (hosts.length === 1) {
+      const query = { name: "net", host: bracket(hosts[0]) } as const;
+      if (deno.permissions.querySync(query).state === "granted") return;
+    }
     const states = [...new Set(hosts)].map((host) => {
       const query = { name: "net", host: bracket(host) } as const;
       return [host, deno.permissions.querySync(query).state] as const;
@@ -1637,26 +1721,35 @@ function denoSockets(deno: DenoRuntime): Sockets {
         throw new StepError("listen", denoCode(error), hostname, error);
       }
       const { hostname: address, port: bound } = listener.addr;
-      let settled: Promise<void> | undefined;
+      /** The accept not yet settled, if any. */
+      let pending: Promise<Connection> | undefined;
       return Promise.resolve({
         address,
         port: bound,
         accept(): Promise<Connection> {
-          const accepting = listener.accept().then(denoConnection, (error) => {
-            throw new StepError("accept", denoCode(error), address, error);
-          });
-          settled = accepting.then(ignore, ignore);
-          return accepting;
+          const accepting: Promise<Connection> = listener.accept().then(
+            (conn) => {
+              if (pending === accepting) pending = undefined;
+              return denoConnection(conn);
+            },
+            (error) => {
+              if (pending === accepting) pending = undefined;
+              throw new StepError("accept", denoCode(error), address, error);
+            },
+          );
+          return pending = accepting;
         },
-        // Deno frees a listener's socket only once its pending accept settles.
+        // Deno frees a listener's socket only once its pending accept
+        // settles; one already settled needs no promise more.
         close(): Promise<void> | undefined {
           listener.close();
-          return settled;
+          return pending?.then(ignore, ignore);
         },
       });
     },
-    async connect(address, port, signal): Promise<Connection> {
+    async connect(address, port, deadline): Promise<Connection> {
       requireNet([address]);
+      const signal = deadline.signal;
       try {
         return denoConnection(
           await deno.connect({ hostname: address, port, signal }),
@@ -1670,11 +1763,14 @@ function denoSockets(deno: DenoRuntime): Sockets {
   };
 }
 
+/** What Deno connections read into: nothing is ever written to them. */
+const discard = new Uint8Array(16);
+
 /** A Deno connection; its end-of-stream is read only when asked for. */
 function denoConnection(conn: DenoConn): Connection {
   async function readToEnd(): Promise<void> {
     try {
-      while (await conn.read(new Uint8Array(16)) !== null) { /* unread */ }
+      while (await conn.read(discard) !== null) { /* unread */ }
     } catch (error) {
       throw new StepError(
         "end-of-stream",
@@ -1741,7 +1837,7 @@ function bunSockets(bun: BunRuntime): Sockets {
     // A pending Bun.connect cannot be cancelled (Bun's node:net client could
     // be, but loading it costs 10 ms at every start): one that outlives the
     // deadline is closed if it ever connects, else the kernel gives up on it.
-    async connect(address, port, signal): Promise<Connection> {
+    async connect(address, port, deadline): Promise<Connection> {
       const end = endTracker(address);
       const connecting = bun.connect({
         hostname: address,
@@ -1753,14 +1849,14 @@ function bunSockets(bun: BunRuntime): Sockets {
           error: (_, error) => end.closed(error),
         },
       });
-      connecting.then((late) => signal.aborted && late.end(), ignore);
+      connecting.then((late) => deadline.expired && late.end(), ignore);
       let socket;
       try {
         socket = await connecting;
       } catch (error) {
         throw new StepError("connect", nodeCode(error), address, error);
       }
-      return bunConnection(socket, end.endOfStream);
+      return bunConnection(socket, address, end.endOfStream, false);
     },
     descriptorsExhausted: probeDescriptors,
   };
@@ -1785,15 +1881,14 @@ async function bunListen(
         open(socket): void {
           const end = endTracker(address);
           ends.set(socket, end);
-          queue.push({
-            ...bunConnection(socket, end.endOfStream),
-            // Bun closes an accepted socket at once on end(); shutdown()
-            // half-closes it, and its close then means the peer's FIN.
-            closeWrite(): void {
+          // Bun closes an accepted socket at once on end(); shutdown()
+          // half-closes it, and its close then means the peer's FIN.
+          queue.push(
+            bunConnection(socket, address, end.endOfStream, true, () => {
               end.halfClosed();
               socket.shutdown();
-            },
-          });
+            }),
+          );
         },
         data: ignore,
         end: (socket) => ends.get(socket)?.ended(),
@@ -1813,7 +1908,7 @@ async function bunListen(
     port: bound.port,
     accept: () => queue.next(),
     close(): void {
-      queue.close(new StepError("accept", undefined, address));
+      queue.close(() => new StepError("accept", undefined, address));
       bound.stop(true);
     },
   };
@@ -1821,16 +1916,69 @@ async function bunListen(
 
 function bunConnection(
   socket: BunSocket,
+  address: string,
   endOfStream: Promise<void>,
+  accepted: boolean,
+  closeWrite: () => void = () => socket.end(),
 ): Connection {
-  return {
-    localAddress: socket.localAddress,
-    localPort: socket.localPort,
-    remoteAddress: socket.remoteAddress,
-    remotePort: socket.remotePort,
+  return eventConnection(socket, address, accepted, {
     endOfStream,
-    closeWrite: () => socket.end(),
+    closeWrite,
     close: () => socket.end(),
+  });
+}
+
+/**
+ * A Connection over an event-driven socket. The end the peer check reads
+ * (the client's local one, the accepted side's remote one) is read at once,
+ * while the socket is surely open; the other only if asked for, as each
+ * costs a system call. `address` stands in for an end that is gone.
+ */
+function eventConnection(
+  socket: {
+    localAddress?: string;
+    localPort?: number;
+    remoteAddress?: string;
+    remotePort?: number;
+  },
+  address: string,
+  accepted: boolean,
+  { endOfStream, closeWrite, close }: Pick<
+    Connection,
+    "endOfStream" | "closeWrite" | "close"
+  >,
+): Connection {
+  if (accepted) {
+    const remoteAddress = socket.remoteAddress ?? address;
+    const remotePort = socket.remotePort ?? 0;
+    return {
+      get localAddress(): string {
+        return socket.localAddress ?? address;
+      },
+      get localPort(): number {
+        return socket.localPort ?? 0;
+      },
+      remoteAddress,
+      remotePort,
+      endOfStream,
+      closeWrite,
+      close,
+    };
+  }
+  const localAddress = socket.localAddress ?? address;
+  const localPort = socket.localPort ?? 0;
+  return {
+    localAddress,
+    localPort,
+    get remoteAddress(): string {
+      return socket.remoteAddress ?? address;
+    },
+    get remotePort(): number {
+      return socket.remotePort ?? 0;
+    },
+    endOfStream,
+    closeWrite,
+    close,
   };
 }
 
@@ -1915,7 +2063,9 @@ function nodeSockets(net: NodeNet): Sockets {
       // Half-open allowed: Node would end a socket itself on the peer's FIN.
       const server = net.createServer({ allowHalfOpen: true }, (socket) => {
         const endOfStream = trackEnd(socket, socket.remoteAddress!);
-        queue.push(nodeConnection(socket, socket.remoteAddress!, endOfStream));
+        queue.push(
+          nodeConnection(socket, socket.remoteAddress!, endOfStream, true),
+        );
       });
       return new Promise((resolve, reject) => {
         function failed(error: unknown): void {
@@ -1936,7 +2086,7 @@ function nodeSockets(net: NodeNet): Sockets {
             port: bound.port,
             accept: () => queue.next(),
             close(): Promise<void> {
-              queue.close(new StepError("accept", undefined, hostname));
+              queue.close(() => new StepError("accept", undefined, hostname));
               return new Promise((done) => server.close(() => done()));
             },
           });
@@ -1944,7 +2094,8 @@ function nodeSockets(net: NodeNet): Sockets {
         server.listen({ host: address, port });
       });
     },
-    connect: (address, port, signal) => nodeConnect(net, address, port, signal),
+    connect: (address, port, deadline) =>
+      nodeConnect(net, address, port, deadline),
     descriptorsExhausted: probeDescriptors,
   };
 }
@@ -1953,22 +2104,21 @@ function nodeConnect(
   net: NodeNet,
   address: string,
   port: number,
-  signal: AbortSignal,
+  deadline: ConnectDeadline,
 ): Promise<Connection> {
   return new Promise((resolve, reject) => {
     // Half-open allowed: Node would close the socket itself on the FIN, and
     // its descriptor must stay ours until the hand-off closes it.
     const socket = net.connect({ host: address, port, allowHalfOpen: true });
-    const abort = (): unknown => socket.destroy();
-    signal.addEventListener("abort", abort, { once: true });
+    deadline.onExpire(() => socket.destroy());
     const endOfStream = trackEnd(socket, address);
     socket.once("error", (error) => {
-      signal.removeEventListener("abort", abort);
+      deadline.onExpire(undefined);
       reject(new StepError("connect", nodeCode(error), address, error));
     });
     socket.once("connect", () => {
-      signal.removeEventListener("abort", abort);
-      resolve(nodeConnection(socket, address, endOfStream));
+      deadline.onExpire(undefined);
+      resolve(nodeConnection(socket, address, endOfStream, false));
     });
   });
 }
@@ -1994,17 +2144,14 @@ function nodeConnection(
   socket: NodeSocket,
   address: string,
   endOfStream: Promise<void>,
+  accepted: boolean,
 ): Connection {
-  return {
-    localAddress: socket.localAddress ?? address,
-    localPort: socket.localPort ?? 0,
-    remoteAddress: socket.remoteAddress ?? address,
-    remotePort: socket.remotePort ?? 0,
+  return eventConnection(socket, address, accepted, {
     endOfStream,
     closeWrite: () => socket.end(),
     // destroy() closes gracefully (a FIN) when nothing is left unread.
     close: () => socket.destroy(),
-  };
+  });
 }
 
 // bun build turns `import.meta.main` into a test that is true in Node for

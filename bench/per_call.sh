@@ -10,10 +10,11 @@
 # favours no row. Prints, per row, the median over rounds of each run's
 # median, its ratios to the C floor, to Python, to reserve() on the same
 # runtime (for many and hold) and to the runtime's raw proven sequence (for
-# reserve: mod.ts's own share), and each target of the per-call issue with
+# reserve: mod.ts's own share), and each target of the lean issue with
 # whether it is met:
-#   reserve(): Bun <= 1.0x Python, Deno <= 1.5x, Node <= 2x;
-#   reserveMany(100) per port <= reserve(); hold() + release() <= 1.2x reserve().
+#   reserve() <= 1.15x the runtime's raw proven sequence (`proof`), on each;
+#   reserveMany(100) per port <= 0.5x reserve(); hold() + release() <= 1.1x
+#   reserve().
 # Usage: bench/per_call.sh [ROUNDS] [BATCHES] [PER_BATCH]   (from the root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +47,7 @@ const us = (key) => runs.has(key) ? median(runs.get(key)) : undefined;
 const ratio = (a, b) => a && b ? +(a / b).toFixed(2) : null;
 const floor = us("c reserve");
 const python = us("python reserve");
-const bound = { bun: 1.0, deno: 1.5, node: 2.0 };
+const runtimes = ["deno", "bun", "node"];
 for (const [key, values] of runs) {
   const [runtime, method] = key.split(" ");
   const value = us(key);
@@ -62,15 +63,15 @@ for (const [key, values] of runs) {
     met: null,
     rounds: values,
   };
-  if (method === "reserve" && runtime in bound) {
+  if (method === "reserve" && runtimes.includes(runtime)) {
     row.ratioToProof = ratio(value, us(`${runtime} proof`));
-    row.target = `<= ${bound[runtime].toFixed(1)}x Python`;
-    row.met = row.ratioToPython <= bound[runtime];
+    row.target = "<= 1.15x proof";
+    row.met = row.ratioToProof <= 1.15;
   }
   if (method === "many" || method === "hold") {
     row.ratioToReserve = ratio(value, us(`${runtime} reserve`));
-    const limit = method === "many" ? 1 : 1.2;
-    row.target = `<= ${limit.toFixed(1)}x reserve()`;
+    const limit = method === "many" ? 0.5 : 1.1;
+    row.target = `<= ${limit}x reserve()`;
     row.met = row.ratioToReserve <= limit;
   }
   console.log(JSON.stringify(row));

@@ -8,8 +8,8 @@
 # ratios. Short alternating rounds keep a drifting machine from favouring
 # either side. Each run reserves a port, so it runs in
 # a fresh network namespace where it can (unshare -n).
-# Targets (the per-call issue): deno run -N cli.ts <= 1.1 x hello.ts; bun cli.ts
-# <= 1.5 x hello.ts.
+# Targets (the lean issue), against that floor: bun cli.ts <= 1.2 x
+# raw_once.ts; deno run -N cli.ts <= 1.05 x raw_once.ts (cliToRaw, met).
 # Usage: bench/startup.sh [ROUNDS]   (from the repository root; default 15)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +43,7 @@ for (const runtime of ["deno", "bun"]) {
     ratios.push(median(results[1].times) / median(results[0].times));
   }
   const [hello, cli, raw] = times.map((t) => median(t) * 1000);
+  const limit = runtime === "bun" ? 1.2 : 1.05;
   console.log(JSON.stringify({
     runtime,
     runs: times[0].length,
@@ -51,6 +52,9 @@ for (const runtime of ["deno", "bun"]) {
     ratio: +(cli / hello).toFixed(2),
     rawMs: +raw.toFixed(1),
     rawRatio: +(raw / hello).toFixed(2),
+    cliToRaw: +(cli / raw).toFixed(2),
+    target: `cli <= ${limit} x raw`,
+    met: cli / raw <= limit,
     medianRoundRatio: +median(ratios).toFixed(2),
   }));
 }
