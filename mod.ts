@@ -1680,24 +1680,7 @@ interface DenoRuntime {
 }
 
 function denoSockets(deno: DenoRuntime): Sockets {
-  function requireNet(hosts: string[]): void {
-    // The common case first: one host, granted.
-    if (hosts.length === 1) {
-      const query = { name: "net", host: bracket(hosts[0]) } as const;
-      if (deno.permissions.querySync(query).state === "granted") return;
-    }
-    const states = [...new Set(hosts)].map((host) => {
-      const query = { name: "net", host: bracket(host) } as const;
-      return [host, deno.permissions.querySync(query).state] as const;
-    });
-    for (const state of ["denied", "prompt"]) {
-      const missing = states.filter(([, s]) => s === state).map(([h]) => h);
-      if (missing.length > 0) {
-        const code = state === "denied" ? "DENIED" : "NO_PERMISSION";
-        throw new StepError("permission", code, missing[0], undefined, missing);
-      }
-    }
-  }
+  const requireNet = (hosts: string[]): void => denoRequireNet(deno, hosts);
   return {
     requireNet,
     interfaceAddresses(): Promise<string[]> {
@@ -1714,38 +1697,7 @@ function denoSockets(deno: DenoRuntime): Sockets {
     // and Deno would then prompt.
     listen(hostname, port): Promise<Listener> {
       requireNet([hostname]);
-      let listener;
-      try {
-        listener = deno.listen({ hostname, port });
-      } catch (error) {
-        throw new StepError("listen", denoCode(error), hostname, error);
-      }
-      const { hostname: address, port: bound } = listener.addr;
-      /** The accept not yet settled, if any. */
-      let pending: Promise<Connection> | undefined;
-      return Promise.resolve({
-        address,
-        port: bound,
-        accept(): Promise<Connection> {
-          const accepting: Promise<Connection> = listener.accept().then(
-            (conn) => {
-              if (pending === accepting) pending = undefined;
-              return denoConnection(conn);
-            },
-            (error) => {
-              if (pending === accepting) pending = undefined;
-              throw new StepError("accept", denoCode(error), address, error);
-            },
-          );
-          return pending = accepting;
-        },
-        // Deno frees a listener's socket only once its pending accept
-        // settles; one already settled needs no promise more.
-        close(): Promise<void> | undefined {
-          listener.close();
-          return pending?.then(ignore, ignore);
-        },
-      });
+      return Promise.resolve(denoListen(deno, hostname, port));
     },
     async connect(address, port, deadline): Promise<Connection> {
       requireNet([address]);
@@ -1760,6 +1712,66 @@ function denoSockets(deno: DenoRuntime): Sockets {
     },
     // Deno reports EMFILE from accept itself.
     descriptorsExhausted: () => Promise.resolve(undefined),
+  };
+}
+
+/** Throws a permission StepError naming every host Deno has not granted. */
+function denoRequireNet(deno: DenoRuntime, hosts: string[]): void {
+  // The common case first: one host, granted.
+  if (hosts.length === 1) {
+    const query = { name: "net", host: bracket(hosts[0]) } as const;
+    if (deno.permissions.querySync(query).state === "granted") return;
+  }
+  const states = [...new Set(hosts)].map((host) => {
+    const query = { name: "net", host: bracket(host) } as const;
+    return [host, deno.permissions.querySync(query).state] as const;
+  });
+  for (const state of ["denied", "prompt"]) {
+    const missing = states.filter(([, s]) => s === state).map(([h]) => h);
+    if (missing.length > 0) {
+      const code = state === "denied" ? "DENIED" : "NO_PERMISSION";
+      throw new StepError("permission", code, missing[0], undefined, missing);
+    }
+  }
+}
+
+/** A Deno.listen listener, its permission already asked. */
+function denoListen(
+  deno: DenoRuntime,
+  hostname: string,
+  port: number,
+): Listener {
+  let listener;
+  try {
+    listener = deno.listen({ hostname, port });
+  } catch (error) {
+    throw new StepError("listen", denoCode(error), hostname, error);
+  }
+  const { hostname: address, port: bound } = listener.addr;
+  /** The accept not yet settled, if any. */
+  let pending: Promise<Connection> | undefined;
+  return {
+    address,
+    port: bound,
+    accept(): Promise<Connection> {
+      const accepting: Promise<Connection> = listener.accept().then(
+        (conn) => {
+          if (pending === accepting) pending = undefined;
+          return denoConnection(conn);
+        },
+        (error) => {
+          if (pending === accepting) pending = undefined;
+          throw new StepError("accept", denoCode(error), address, error);
+        },
+      );
+      return pending = accepting;
+    },
+    // Deno frees a listener's socket only once its pending accept settles;
+    // one already settled needs no promise more.
+    close(): Promise<void> | undefined {
+      listener.close();
+      return pending?.then(ignore, ignore);
+    },
   };
 }
 
