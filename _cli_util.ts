@@ -204,7 +204,10 @@ export function readArgs(args: string[], table: ArgsTable): Args {
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const equals = arg.startsWith("--") ? arg.indexOf("=") : -1;
-    const short = attached.find((name) => arg.startsWith(name) && arg !== name);
+    // A line break does not count as an attached value: "-n\n3" is unknown.
+    const short = attached.find((name) =>
+      arg.startsWith(name) && /^./.test(arg.slice(name.length))
+    );
     const [flag, inline] = equals > 0
       ? [arg.slice(0, equals), arg.slice(equals + 1)]
       : short

@@ -90,10 +90,17 @@ export async function supervise(
   const withPort = (arg: string): string => arg.replaceAll("{port}", first);
   const processes = await pickProcesses();
   if (then) {
+    const ready = then.ready === undefined ? undefined : withPort(then.ready);
+    // Asked before the server starts: Deno would prompt at the first check.
+    const denied = readinessDenied(ready, probeHosts(hostname));
+    if (denied) {
+      fail(denied);
+      return 1;
+    }
     return await startWaitTest(processes, {
       server: command.map(withPort),
       test: then.test.map(withPort),
-      ready: then.ready === undefined ? undefined : withPort(then.ready),
+      ready,
       probeHosts: probeHosts(hostname),
       port: ports[0],
       env,
@@ -143,6 +150,26 @@ export function runDenied(
     .find((program) => program && !granted({ name: "run", command: program }));
   if (program === undefined) return undefined;
   return `Cannot run ${program} as Deno has no run permission for it: run with --allow-run or --allow-run=${program}`;
+}
+
+/**
+ * On Deno, why readiness cannot be checked: a net permission missing for the
+ * URL's host, or for a host the TCP check connects to.
+ */
+function readinessDenied(
+  ready: string | undefined,
+  hosts: string[],
+): string | undefined {
+  const deno = (globalThis as unknown as Scope).Deno;
+  if (!deno) return undefined;
+  const checked = ready === undefined
+    ? hosts.map(bracket)
+    : [new URL(ready).hostname];
+  const host = checked.find((host) =>
+    deno.permissions.querySync({ name: "net", host }).state !== "granted"
+  );
+  if (host === undefined) return undefined;
+  return `Cannot check that the server is ready as Deno has no net permission for ${host}: run with -N or --allow-net=${host}`;
 }
 
 function fail(message: string): void {
@@ -545,10 +572,10 @@ interface DenoRuntime {
   stderr: { isTerminal(): boolean };
   permissions: {
     querySync(
-      descriptor: { name: "run"; command?: string } | {
-        name: "read";
-        path: string;
-      },
+      descriptor:
+        | { name: "run"; command?: string }
+        | { name: "read"; path: string }
+        | { name: "net"; host: string },
     ): { state: string };
   };
   readTextFileSync(path: string): string;

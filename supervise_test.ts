@@ -379,6 +379,36 @@ test(
 );
 
 test(
+  "on Deno a readiness check it has no net permission for fails before the server starts, without prompting",
+  { timeout: 60_000, skip: NO_CLI || DENO_ONLY || NO_SCRIPT || LINUX_ONLY },
+  async () => {
+    // On a terminal, where Deno would prompt: the first check's fetch did,
+    // and the prompt held the run past --timeout.
+    {
+      const marker = `${48 + Math.random()}`;
+      const args = ["--ready", "http://[::1]:{port}/", "--timeout", "2"];
+      args.push("--", "sleep", marker, "--then", "true");
+      const net = "--allow-net=127.0.0.1";
+      const terminal = inTerminal(args, [net, "--allow-run"], "pipe");
+      let output = "";
+      terminal.stdout!.on("data", (chunk) => output += chunk);
+      const closed = new Promise((resolve) => terminal.once("close", resolve));
+      const timer = setTimeout(() => terminal.kill("SIGKILL"), 20_000);
+      await closed;
+      clearTimeout(timer);
+      terminal.stdin!.end();
+      assert.doesNotMatch(output, /Allow\?/, output);
+      assert.match(
+        output,
+        /Cannot check that the server is ready as Deno has no net permission for \[::1\]: run with -N or --allow-net=\[::1\]/,
+        output,
+      );
+      assert.equal(running(`(^|/)sleep ${marker}`), false);
+    }
+  },
+);
+
+test(
   "8 runs in parallel pass on distinct ports, where one fixed port would clash",
   {
     timeout: 120_000,

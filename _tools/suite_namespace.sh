@@ -27,6 +27,8 @@ exec unshare -n -m sh -c '
     sleep 0.01
     i=$((i + 1))
   done
+  grep -q ready "$conf.ready" 2>/dev/null ||
+    echo "suite_namespace.sh: the resolver on 127.0.0.1 did not start: lookups fail for now" >&2
   set +e
   "$@"
   status=$?

@@ -46,7 +46,7 @@ const node24Version = nodeVersion(node24);
 
 const nodeBackend = { PORT_RESERVE_BACKEND: "node" };
 /** How long one step may run before it is killed and fails (TEST_STEP_LIMIT seconds). */
-const STEP_LIMIT_MS = Number(process.env.TEST_STEP_LIMIT || 900) * 1000;
+const STEP_LIMIT_MS = stepLimit(process.env.TEST_STEP_LIMIT);
 /** The steps' processes running now, each the leader of its group. */
 const running = new Set();
 // Interrupted, stop every step's group too: they are not in ours.
@@ -307,7 +307,7 @@ const suites = selected.some((step) => step.counts);
 // The fault tests drop packets with nftables inside private network
 // namespaces: install it where we can (root on Debian), as CI starts bare.
 // Without it those tests skip with a reason; in CI that is a failure.
-const toolFailures = suites ? installTools() : [];
+const toolFailures = suites && !selected.includes(quick) ? installTools() : [];
 
 const total = { passed: 0, failed: 0, skipped: 0 };
 const ran = { passed: 0, failed: 0, skipped: 0 };
@@ -355,7 +355,9 @@ function select(args) {
   let gates = false;
   let jobs = 4;
   for (let i = 0; i < args.length; i++) {
-    if (args[i] === "--quick") return { selected: [quick], jobs };
+    if (args[i] === "--quick" && args.length > 1) {
+      usage("--quick goes alone");
+    } else if (args[i] === "--quick") return { selected: [quick], jobs };
     if (args[i] === "--gates") gates = true;
     else if (args[i] === "--jobs" && /^[1-9]\d*$/.test(args[i + 1] ?? "")) {
       jobs = Number(args[++i]);
@@ -372,6 +374,12 @@ function select(args) {
     if (!known.has(name)) usage(`no step is named ${JSON.stringify(name)}`);
   }
   const all = !gates && names.size === 0;
+  // A step picked by name brings the steps it needs (the builds it runs).
+  for (const step of steps) {
+    if (names.has(step.name)) {
+      for (const need of step.needs ?? []) names.add(need);
+    }
+  }
   const selected = steps.filter((step) =>
     all || (gates && step.gate) || names.has(step.name)
   );
@@ -487,26 +495,36 @@ function run(command, args, env, live) {
       output += chunk;
       if (live) stream.write(chunk);
     };
+    let settled = false;
+    const settle = (code) => {
+      if (settled) return;
+      settled = true;
+      running.delete(child);
+      clearTimeout(timer);
+      resolve({ code, output });
+    };
     const timer = setTimeout(() => {
-      output += `\ntest.mjs: still running after ${
+      const note = `\ntest.mjs: still running after ${
         STEP_LIMIT_MS / 1000
       } s: killed\n`;
+      output += note;
+      if (live) process.stdout.write(note);
       killGroup(child);
+      // A process that left the group may hold the output open: end anyway.
+      setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        settle(null);
+      }, 5000).unref();
     }, STEP_LIMIT_MS);
     running.add(child);
     child.stdout.on("data", keep(process.stdout));
     child.stderr.on("data", keep(process.stderr));
     child.on("error", (error) => {
-      running.delete(child);
-      clearTimeout(timer);
       output += String(error);
-      resolve({ code: -1, output });
+      settle(-1);
     });
-    child.on("close", (code) => {
-      running.delete(child);
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
+    child.on("close", (code) => settle(code));
   });
 }
 
@@ -517,4 +535,19 @@ function killGroup(child) {
   } catch {
     // It has just ended.
   }
+}
+
+/** TEST_STEP_LIMIT, in seconds (1-86400), as milliseconds; 15 minutes if unset. */
+function stepLimit(text) {
+  if (text === undefined || text === "") return 15 * 60_000;
+  const seconds = Number(text);
+  if (Number.isInteger(seconds) && seconds >= 1 && seconds <= 86400) {
+    return seconds * 1000;
+  }
+  process.stderr.write(
+    `test.mjs: TEST_STEP_LIMIT must be whole seconds, 1-86400: current value is ${
+      JSON.stringify(text)
+    }\n`,
+  );
+  process.exit(2);
 }

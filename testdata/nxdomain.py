@@ -16,8 +16,11 @@ while True:
     if len(query) < 12:
         continue
     (ident, flags) = struct.unpack("!HH", query[:4])
-    # The question, as asked: its name ends with a zero byte, then type and class.
-    end = query.index(b"\0", 12) + 5
+    # The question, as asked: its name ends with a zero byte, then type and
+    # class. A datagram that is no question gets no answer.
+    end = query.find(b"\0", 12) + 5
+    if end < 17 or end > len(query):
+        continue
     # QR, the query's opcode and RD, RA, RCODE 3 (NXDOMAIN); one question.
     answer_flags = 0x8000 | (flags & 0x7900) | 0x0080 | 3
     header = struct.pack("!HHHHHH", ident, answer_flags, 1, 0, 0, 0)

@@ -4,8 +4,8 @@
 # it prints how many connections were accepted; SIGTERM ends it sooner, as the
 # test it serves does once it is done. With `reset`, each connection ends with
 # a reset (SO_LINGER 0), which fails an accept still to come, and the next
-# follows at once.
-#   python3 poller.py PORT SECONDS [reset]
+# follows at once. With --ready=FILE, it creates FILE as it starts polling.
+#   python3 poller.py PORT SECONDS [reset] [--ready=FILE]
 import signal
 import socket
 import struct
@@ -14,7 +14,8 @@ import threading
 import time
 
 port, seconds = int(sys.argv[1]), float(sys.argv[2])
-reset = sys.argv[3:] == ["reset"]
+reset = "reset" in sys.argv[3:]
+ready = [arg[len("--ready="):] for arg in sys.argv[3:] if arg.startswith("--ready=")]
 stop = time.time() + seconds
 accepted = []
 stopped = threading.Event()
@@ -37,6 +38,8 @@ def poll():
 
 
 threads = [threading.Thread(target=poll) for _ in range(8)]
+for path in ready:
+    open(path, "w").close()
 for thread in threads:
     thread.start()
 for thread in threads:
