@@ -1028,7 +1028,9 @@ class Deadline implements ConnectDeadline {
   clear(): void {
     this.#fail = undefined;
     this.#abort = undefined;
-    clearTimeout(this.#timer);
+    // Never on Deno, where even a first clearTimeout loads its timers, which
+    // costs milliseconds at every start of the command line.
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
     // Only Deno's timeout signal has the listener: a controller's has none.
     if (!this.#controller) {
       this.#signal?.removeEventListener("abort", this.#expire);
