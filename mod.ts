@@ -1028,8 +1028,8 @@ class Deadline implements ConnectDeadline {
   clear(): void {
     this.#fail = undefined;
     this.#abort = undefined;
-    // Never on Deno: its first clearTimeout, as its first setTimeout, costs
-    // every start of the command line 6 ms (bench/startup.sh).
+    // Never on Deno, where even a first clearTimeout loads its timers, which
+    // costs every start of the command line 6 ms (bench/startup.sh).
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     // Only Deno's timeout signal has the listener: a controller's has none.
     if (!this.#controller) {
