@@ -45,6 +45,8 @@ const systemVersion = nodeVersion(systemNode);
 const node24Version = nodeVersion(node24);
 
 const nodeBackend = { PORT_RESERVE_BACKEND: "node" };
+/** The shipped modules: their docs are linted and their examples run. */
+const shipped = ["mod.ts", "cli.ts", "supervise.ts", "_cli_util.ts"];
 /** How long one step may run before it is killed and fails (TEST_STEP_LIMIT seconds). */
 const STEP_LIMIT_MS = stepLimit(process.env.TEST_STEP_LIMIT);
 /** The steps' processes running now, each the leader of its group. */
@@ -125,7 +127,7 @@ const steps = [
   {
     name: "deno doc --lint",
     command: deno,
-    args: ["doc", "--lint", "mod.ts", "cli.ts", "supervise.ts", "_cli_util.ts"],
+    args: ["doc", "--lint", ...shipped],
     gate: true,
   },
   // `deno publish --dry-run --allow-dirty` (a dry run publishes nothing, and
@@ -180,10 +182,7 @@ const steps = [
     "test",
     "-A",
     "--doc",
-    "mod.ts",
-    "cli.ts",
-    "supervise.ts",
-    "_cli_util.ts",
+    ...shipped,
     "mod_test.ts",
   ], denoCounts),
   // Node 24 runs the TypeScript as it is: no build, its own type stripping.
@@ -288,10 +287,7 @@ const quick = suite(
     "-A",
     "--parallel",
     "--doc",
-    "mod.ts",
-    "cli.ts",
-    "supervise.ts",
-    "_cli_util.ts",
+    ...shipped,
     "mod_test.ts",
     "cli_test.ts",
     "supervise_test.ts",
