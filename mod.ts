@@ -155,7 +155,7 @@ export interface Reservation extends AsyncDisposable {
  */
 export async function reserve(options: ReserveOptions = {}): Promise<number> {
   const request = readOptions(options, "port");
-  const sockets = await pickSockets();
+  const sockets = readySockets() ?? await pickSockets();
   const claims = new Claims(request);
   return await inFlight(() => reserveOne(sockets, request, claims));
 }
@@ -204,7 +204,7 @@ export async function reserveMany(
       }`,
     );
   }
-  const sockets = await pickSockets();
+  const sockets = readySockets() ?? await pickSockets();
   const claims = new Claims(request);
   let firstAt: number | undefined;
   const ports = await inParallel(count, async () => {
@@ -267,9 +267,12 @@ export async function reserveMany(
  */
 export async function hold(options: ReserveOptions = {}): Promise<Reservation> {
   const request = readOptions(options, "port");
-  const sockets = await pickSockets();
+  const sockets = readySockets() ?? await pickSockets();
   const claims = new Claims(request);
-  const claim = await inFlight(() => claimPort(sockets, request, claims));
+  const claim = await inFlight(async () =>
+    quickClaim(sockets, request, claims) ??
+      await claimPort(sockets, request, claims)
+  );
   return new HeldPort(sockets, request, claim);
 }
 
@@ -338,6 +341,8 @@ interface ReserveRequest {
   named: number[];
   exclude: Set<number>;
   fallback: boolean;
+  /** The address of a quick request (see quickClaim), else undefined. */
+  quick: string | undefined;
 }
 
 /** A validated host, by the rule that decides which addresses it covers. */
@@ -367,7 +372,17 @@ function readOptions(options: ReserveOptions, noun: string): ReserveRequest {
       }`,
     );
   }
-  const request = { label: hostname as string, host, ...ports, fallback };
+  const quick = host.kind === "address" && unicast(host.address) &&
+      ports.named.length === 0 && ports.exclude.size === 0
+    ? host.address
+    : undefined;
+  const request = {
+    label: hostname as string,
+    host,
+    ...ports,
+    fallback,
+    quick,
+  };
   if (own === undefined) defaultRequest = request;
   return request;
 }
@@ -663,9 +678,42 @@ async function reserveOne(
   request: ReserveRequest,
   claims: Claims,
 ): Promise<number> {
-  const claim = await claimPort(sockets, request, claims);
+  const claim = quickClaim(sockets, request, claims) ??
+    await claimPort(sockets, request, claims);
   await handOver(sockets, request, claim);
   return claim.port;
+}
+
+/**
+ * The common case at the runtime's own cost: a quick request (one address, a
+ * port the kernel chooses, nothing excluded) where the runtime listens at
+ * once (Deno, Bun). The hand-off then connects in the same synchronous run,
+ * where nothing else can revoke Deno's permission, so that one query covers
+ * both. Undefined where it does not apply, where the listen failed, or for a
+ * port this call already has: claimPort then does it all, and says why it
+ * failed.
+ */
+function quickClaim(
+  sockets: Sockets,
+  request: ReserveRequest,
+  claims: Claims,
+): Claim | undefined {
+  if (request.quick === undefined || !sockets.listenNow) return undefined;
+  const listener = sockets.listenNow(request.quick, 0);
+  if (!listener) return undefined;
+  if (claims.taken.has(listener.port)) {
+    // Closed unused, it leaves no TIME_WAIT: claimPort draws past it.
+    void listener.close();
+    return undefined;
+  }
+  claims.taken.add(listener.port);
+  return {
+    port: listener.port,
+    listeners: [listener],
+    targets: [[
+      listener.address,
+    ]],
+  };
 }
 
 /**
@@ -770,7 +818,7 @@ async function listenCovering(
       }
     }
   } finally {
-    await closeAll(excluded);
+    if (excluded.length > 0) await closeAll(excluded);
   }
   throw new StepError("listen", "LOCALHOST_BUSY", request.label);
 }
@@ -795,7 +843,10 @@ async function handOver(
 }
 
 async function closeAll(listeners: Listener[]): Promise<void> {
-  for (const listener of listeners) await listener.close();
+  for (const listener of listeners) {
+    const closing = listener.close();
+    if (closing) await closing;
+  }
 }
 
 /**
@@ -957,20 +1008,16 @@ function isPeer(accepted: Connection, client: Connection): boolean {
     unmapped(accepted.remoteAddress) === unmapped(client.localAddress);
 }
 
-/** Whether this is Deno, whose deadlines are AbortSignal.timeout. */
-const ON_DENO = (globalThis as Scope).Deno !== undefined;
-
 /**
  * One deadline for a hand-off: a step that outlasts it fails as ETIMEDOUT,
  * and a connect still pending is aborted, as the kernel would retry it for
- * minutes. On Deno an AbortSignal.timeout, not setTimeout: Deno's first
- * setTimeout costs 7-10 ms, which every start of the command line would pay;
- * its timer keeps Deno alive only while a listener is attached, so clear()
- * detaches it. Elsewhere a setTimeout, cleared by clear(): Node's
- * AbortSignal.timeout and its EventTarget listeners cost it 5-8% of a
- * reservation.
+ * minutes. The deadlines of all hand-offs share one timer (see `watch`): a
+ * timer each cost a reservation 5-8% on Node and Bun, and on Deno each
+ * AbortSignal.timeout's timer fired 2 s after its hand-off was long done.
  */
 class Deadline implements ConnectDeadline {
+  /** When the time is up, in Date.now() time. */
+  readonly expiresAt: number = Date.now() + STEP_TIMEOUT_MS;
   #step: Step = "connect";
   #address: string;
   #expired = false;
@@ -978,27 +1025,16 @@ class Deadline implements ConnectDeadline {
   #fail: ((error: StepError) => void) | undefined;
   /** Aborts the connect, if it is pending (Node's). */
   #abort: (() => void) | undefined;
-  #signal: AbortSignal | undefined;
   #controller: AbortController | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #expire = (): void => {
-    this.#expired = true;
-    this.#fail?.(this.#timedOut());
-    this.#abort?.();
-    this.#controller?.abort();
-  };
   constructor(address: string) {
     this.#address = address;
-    if (ON_DENO) {
-      this.#signal = AbortSignal.timeout(STEP_TIMEOUT_MS);
-      this.#signal.addEventListener("abort", this.#expire);
-    } else this.#timer = setTimeout(this.#expire, STEP_TIMEOUT_MS);
+    watch(this);
   }
+  /** Aborted when the time is up; made only for a connect that asks. */
   get signal(): AbortSignal {
-    if (this.#signal) return this.#signal;
-    this.#controller = new AbortController();
+    this.#controller ??= new AbortController();
     if (this.#expired) this.#controller.abort();
-    return this.#signal = this.#controller.signal;
+    return this.#controller.signal;
   }
   get expired(): boolean {
     return this.#expired;
@@ -1025,20 +1061,82 @@ class Deadline implements ConnectDeadline {
       failure?.then(undefined, reject);
     });
   }
+  /** Called by the shared timer once the time is up. */
+  expire(): void {
+    this.#expired = true;
+    this.#fail?.(this.#timedOut());
+    this.#abort?.();
+    this.#controller?.abort();
+  }
   clear(): void {
     this.#fail = undefined;
     this.#abort = undefined;
-    // Never on Deno, where even a first clearTimeout loads its timers, which
-    // costs every start of the command line 6 ms (bench/startup.sh).
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    // Only Deno's timeout signal has the listener: a controller's has none.
-    if (!this.#controller) {
-      this.#signal?.removeEventListener("abort", this.#expire);
-    }
+    unwatch(this);
   }
   #timedOut(): StepError {
     return new StepError(this.#step, "ETIMEDOUT", this.#address);
   }
+}
+
+/**
+ * The deadlines not yet cleared. All last STEP_TIMEOUT_MS, so the order they
+ * were added in is the order they expire in: the timer waits for the first.
+ */
+const deadlines = new Set<Deadline>();
+/** The shared timer, referenced only while a deadline is watched. */
+let timer: SweepTimer | undefined;
+/** Whether this is Deno, whose shared timer is an AbortSignal.timeout. */
+const ON_DENO = (globalThis as Scope).Deno !== undefined;
+
+interface SweepTimer {
+  ref(): unknown;
+  unref(): unknown;
+}
+
+function watch(deadline: Deadline): void {
+  deadlines.add(deadline);
+  if (deadlines.size > 1) return;
+  // A timer made earlier fires no later than this deadline: sweep() waits on.
+  timer ??= startTimer(STEP_TIMEOUT_MS);
+  timer.ref();
+}
+
+function unwatch(deadline: Deadline): void {
+  if (deadlines.delete(deadline) && deadlines.size === 0) timer?.unref();
+}
+
+/** Expires the deadlines whose time is up, and waits for the next. */
+function sweep(): void {
+  timer = undefined;
+  const now = Date.now();
+  for (const deadline of deadlines) {
+    if (deadline.expiresAt > now) break;
+    deadlines.delete(deadline);
+    deadline.expire();
+  }
+  const next = deadlines.values().next().value;
+  if (!next) return;
+  timer = startTimer(next.expiresAt - now);
+  timer.ref();
+}
+
+/**
+ * An unreferenced timer that calls sweep(). On Deno an AbortSignal.timeout,
+ * not a setTimeout, whose first use costs Deno 7-10 ms at every start of the
+ * command line: its timer keeps Deno alive only while a listener is attached,
+ * so ref() attaches sweep() and unref() detaches it.
+ */
+function startTimer(ms: number): SweepTimer {
+  if (ON_DENO) {
+    const signal = AbortSignal.timeout(ms);
+    return {
+      ref: () => signal.addEventListener("abort", sweep),
+      unref: () => signal.removeEventListener("abort", sweep),
+    };
+  }
+  const started = setTimeout(sweep, ms) as unknown as SweepTimer;
+  started.unref();
+  return started;
 }
 
 /** A held port: its listeners close foreign connections until released. */
@@ -1470,6 +1568,11 @@ interface Sockets {
   /** Every address of this machine's network interfaces. */
   interfaceAddresses(): Promise<string[]>;
   listen(hostname: string, port: number): Promise<Listener>;
+  /**
+   * Listens at once on an address, where the runtime can (Deno, Bun);
+   * undefined if that failed: listen() then says why.
+   */
+  listenNow?(address: string, port: number): Listener | undefined;
   /** Connects; the deadline's expiry closes a connect still pending. */
   connect(
     address: string,
@@ -1505,16 +1608,27 @@ function testHooks(): TestHooks {
 }
 
 const pickedSockets: Partial<Record<RuntimeName, Promise<Sockets>>> = {};
+const readySocketsByName: Partial<Record<RuntimeName, Sockets>> = {};
+
+function readySockets(): Sockets | undefined {
+  const scope = globalThis as Scope;
+  const name = testHooks().backend ??
+    (scope.Deno ? "deno" : scope.Bun ? "bun" : "node");
+  return readySocketsByName[name];
+}
 
 /** The runtime's adapter: Deno, then Bun (both also have `process`), Node. */
 function pickSockets(): Promise<Sockets> {
   const scope = globalThis as Scope;
   const name = testHooks().backend ??
     (scope.Deno ? "deno" : scope.Bun ? "bun" : "node");
-  return pickedSockets[name] ??= loadSockets(name, scope).catch((error) => {
-    delete pickedSockets[name];
-    throw error;
-  });
+  return pickedSockets[name] ??= loadSockets(name, scope).then(
+    (sockets) => readySocketsByName[name] = sockets,
+    (error) => {
+      delete pickedSockets[name];
+      throw error;
+    },
+  );
 }
 
 async function loadSockets(name: RuntimeName, scope: Scope): Promise<Sockets> {
@@ -1613,37 +1727,39 @@ function knownCode(error: unknown): Code | undefined {
 }
 
 /** End-of-stream of an event-driven socket: the peer's FIN, or a reset. */
-function endTracker(address: string): {
-  endOfStream: Promise<void>;
-  ended(): void;
-  closed(error?: unknown): void;
+class EndTracker {
+  readonly endOfStream: Promise<void>;
+  #address: string;
+  #gotEnd = false;
+  #cleanCloseIsEnd = false;
+  #resolve!: () => void;
+  #reject!: (error: StepError) => void;
+  constructor(address: string) {
+    this.#address = address;
+    this.endOfStream = new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    this.endOfStream.catch(ignore);
+  }
+  ended(): void {
+    this.#gotEnd = true;
+    this.#resolve();
+  }
+  /** A close with an error, or with no FIN first, is a reset. */
+  closed(error?: unknown): void {
+    if (!error && (this.#gotEnd || this.#cleanCloseIsEnd)) {
+      return this.#resolve();
+    }
+    const cause = error ?? new Error("closed before end-of-stream");
+    this.#reject(
+      new StepError("end-of-stream", closedCode(cause), this.#address, cause),
+    );
+  }
   /** From now on a clean close counts as the peer's FIN (Bun's way). */
-  halfClosed(): void;
-} {
-  let gotEnd = false;
-  let cleanCloseIsEnd = false;
-  let resolve!: () => void;
-  let reject!: (error: StepError) => void;
-  const endOfStream = new Promise<void>((ok, fail) =>
-    [resolve, reject] = [ok, fail]
-  );
-  endOfStream.catch(ignore);
-  return {
-    endOfStream,
-    ended(): void {
-      gotEnd = true;
-      resolve();
-    },
-    // A close with an error, or with no FIN first, is a reset.
-    closed(error?: unknown): void {
-      if (!error && (gotEnd || cleanCloseIsEnd)) return resolve();
-      const cause = error ?? new Error("closed before end-of-stream");
-      reject(new StepError("end-of-stream", closedCode(cause), address, cause));
-    },
-    halfClosed(): void {
-      cleanCloseIsEnd = true;
-    },
-  };
+  halfClosed(): void {
+    this.#cleanCloseIsEnd = true;
+  }
 }
 
 function closedCode(error: unknown): Code {
@@ -1682,7 +1798,20 @@ interface DenoRuntime {
 }
 
 function denoSockets(deno: DenoRuntime): Sockets {
-  const requireNet = (hosts: string[]): void => denoRequireNet(deno, hosts);
+  /** The one host asked for in this synchronous run of code, if any. */
+  let asked: string | undefined;
+  const forget = (): void => void (asked = undefined);
+  // Asked again at each listen and connect, though listenCovering asked for
+  // every address at first: code in between may revoke a permission, and
+  // Deno would then prompt. Only within one synchronous run, where no other
+  // code runs, does one answer cover both (quickClaim's listen and connect).
+  function requireNet(hosts: string[]): void {
+    if (hosts.length === 1 && hosts[0] === asked) return;
+    denoRequireNet(deno, hosts);
+    if (hosts.length !== 1) return;
+    if (asked === undefined) queueMicrotask(forget);
+    asked = hosts[0];
+  }
   return {
     requireNet,
     interfaceAddresses(): Promise<string[]> {
@@ -1694,18 +1823,23 @@ function denoSockets(deno: DenoRuntime): Sockets {
       }
       return Promise.resolve(deno.networkInterfaces().map((i) => i.address));
     },
-    // Asked again at each listen and connect, though listenCovering asked
-    // for every address at first: code in between may revoke a permission,
-    // and Deno would then prompt.
     listen(hostname, port): Promise<Listener> {
       requireNet([hostname]);
       return Promise.resolve(denoListen(deno, hostname, port));
+    },
+    listenNow(address, port): Listener | undefined {
+      try {
+        requireNet([address]);
+        return denoListen(deno, address, port);
+      } catch {
+        return undefined;
+      }
     },
     async connect(address, port, deadline): Promise<Connection> {
       requireNet([address]);
       const signal = deadline.signal;
       try {
-        return denoConnection(
+        return new DenoConnection(
           await deno.connect({ hostname: address, port, signal }),
         );
       } catch (error) {
@@ -1759,7 +1893,7 @@ function denoListen(
       const accepting: Promise<Connection> = listener.accept().then(
         (conn) => {
           if (pending === accepting) pending = undefined;
-          return denoConnection(conn);
+          return new DenoConnection(conn);
         },
         (error) => {
           if (pending === accepting) pending = undefined;
@@ -1781,32 +1915,47 @@ function denoListen(
 const discard = new Uint8Array(16);
 
 /** A Deno connection; its end-of-stream is read only when asked for. */
-function denoConnection(conn: DenoConn): Connection {
-  async function readToEnd(): Promise<void> {
+class DenoConnection implements Connection {
+  #conn: DenoConn;
+  #endOfStream: Promise<void> | undefined;
+  constructor(conn: DenoConn) {
+    this.#conn = conn;
+  }
+  get localAddress(): string {
+    return this.#conn.localAddr.hostname;
+  }
+  get localPort(): number {
+    return this.#conn.localAddr.port;
+  }
+  get remoteAddress(): string {
+    return this.#conn.remoteAddr.hostname;
+  }
+  get remotePort(): number {
+    return this.#conn.remoteAddr.port;
+  }
+  get endOfStream(): Promise<void> {
+    return this.#endOfStream ??= this.#readToEnd();
+  }
+  closeWrite(): void {
+    this.#conn.closeWrite();
+  }
+  close(): void {
+    this.#conn.close();
+  }
+  async #readToEnd(): Promise<void> {
     try {
-      while (await conn.read(discard) !== null) { /* unread */ }
+      while (await this.#conn.read(discard) !== null) { /* unread */ }
     } catch (error) {
       throw new StepError(
         "end-of-stream",
         closedCode(error),
-        conn.localAddr.hostname,
+        this.localAddress,
         error,
       );
     }
   }
-  let endOfStream: Promise<void> | undefined;
-  return {
-    localAddress: conn.localAddr.hostname,
-    localPort: conn.localAddr.port,
-    remoteAddress: conn.remoteAddr.hostname,
-    remotePort: conn.remoteAddr.port,
-    get endOfStream(): Promise<void> {
-      return endOfStream ??= readToEnd();
-    },
-    closeWrite: () => conn.closeWrite(),
-    close: () => conn.close(),
-  };
 }
+
 /** Deno's errors as codes: its failed lookups have none, only a text. */
 function denoCode(error: unknown): Code | undefined {
   const message = messageOf(error);
@@ -1847,12 +1996,26 @@ function bunSockets(bun: BunRuntime): Sockets {
   return {
     requireNet: ignore,
     interfaceAddresses,
-    listen: (hostname, port) => bunListen(bun, hostname, port),
+    async listen(hostname, port): Promise<Listener> {
+      const address = await listenAddress(hostname);
+      try {
+        return bunListen(bun, address, port);
+      } catch (error) {
+        throw await listenFailure(error, hostname);
+      }
+    },
+    listenNow(address, port): Listener | undefined {
+      try {
+        return bunListen(bun, address, port);
+      } catch {
+        return undefined;
+      }
+    },
     // A pending Bun.connect cannot be cancelled (Bun's node:net client could
     // be, but loading it costs 10 ms at every start): one that outlives the
     // deadline is closed if it ever connects, else the kernel gives up on it.
     async connect(address, port, deadline): Promise<Connection> {
-      const end = endTracker(address);
+      const end = new EndTracker(address);
       const connecting = bun.connect({
         hostname: address,
         port,
@@ -1870,53 +2033,44 @@ function bunSockets(bun: BunRuntime): Sockets {
       } catch (error) {
         throw new StepError("connect", nodeCode(error), address, error);
       }
-      return bunConnection(socket, address, end.endOfStream, false);
+      return new EventConnection(socket, address, false, end, BUN_CLIENT);
     },
     descriptorsExhausted: probeDescriptors,
   };
 }
 
-/** A Bun.listen listener; accepted sockets queue until asked for. */
-async function bunListen(
+/**
+ * A Bun.listen listener on an address; accepted sockets queue until asked
+ * for. Throws Bun's own error.
+ */
+function bunListen(
   bun: BunRuntime,
-  hostname: string,
+  address: string,
   port: number,
-): Promise<Listener> {
-  const address = await listenAddress(hostname);
+): Listener {
   const queue = new AcceptQueue();
   // Each accepted socket's end-of-stream, by socket.
-  const ends = new Map<BunSocket, ReturnType<typeof endTracker>>();
-  let listener;
-  try {
-    listener = bun.listen({
-      hostname: address,
-      port,
-      socket: {
-        open(socket): void {
-          const end = endTracker(address);
-          ends.set(socket, end);
-          // Bun closes an accepted socket at once on end(); shutdown()
-          // half-closes it, and its close then means the peer's FIN.
-          queue.push(
-            bunConnection(socket, address, end.endOfStream, true, () => {
-              end.halfClosed();
-              socket.shutdown();
-            }),
-          );
-        },
-        data: ignore,
-        end: (socket) => ends.get(socket)?.ended(),
-        close(socket, error): void {
-          ends.get(socket)?.closed(error);
-          ends.delete(socket);
-        },
-        error: (socket, error) => ends.get(socket)?.closed(error),
+  const ends = new Map<BunSocket, EndTracker>();
+  const bound = bun.listen({
+    hostname: address,
+    port,
+    socket: {
+      open(socket): void {
+        const end = new EndTracker(address);
+        ends.set(socket, end);
+        queue.push(
+          new EventConnection(socket, address, true, end, BUN_ACCEPTED),
+        );
       },
-    });
-  } catch (error) {
-    throw await listenFailure(error, hostname);
-  }
-  const bound = listener;
+      data: ignore,
+      end: (socket) => ends.get(socket)?.ended(),
+      close(socket, error): void {
+        ends.get(socket)?.closed(error);
+        ends.delete(socket);
+      },
+      error: (socket, error) => ends.get(socket)?.closed(error),
+    },
+  });
   return {
     address: connectableAddress(bound.hostname, address),
     port: bound.port,
@@ -1928,18 +2082,35 @@ async function bunListen(
   };
 }
 
-function bunConnection(
-  socket: BunSocket,
-  address: string,
-  endOfStream: Promise<void>,
-  accepted: boolean,
-  closeWrite: () => void = () => socket.end(),
-): Connection {
-  return eventConnection(socket, address, accepted, {
-    endOfStream,
-    closeWrite,
-    close: () => socket.end(),
-  });
+const BUN_CLIENT: Closer<BunSocket> = {
+  closeWrite: (socket) => socket.end(),
+  close: (socket) => socket.end(),
+};
+
+/**
+ * Bun closes an accepted socket at once on end(); shutdown() half-closes it,
+ * and its close then means the peer's FIN.
+ */
+const BUN_ACCEPTED: Closer<BunSocket> = {
+  closeWrite(socket, end): void {
+    end.halfClosed();
+    socket.shutdown();
+  },
+  close: (socket) => socket.end(),
+};
+
+/** How a runtime's event-driven socket is half-closed and closed. */
+interface Closer<S> {
+  closeWrite(socket: S, end: EndTracker): void;
+  close(socket: S): void;
+}
+
+/** The addresses of a connected socket, as Node and Bun report them. */
+interface SocketEnds {
+  localAddress?: string;
+  localPort?: number;
+  remoteAddress?: string;
+  remotePort?: number;
 }
 
 /**
@@ -1948,52 +2119,55 @@ function bunConnection(
  * while the socket is surely open; the other only if asked for, as each
  * costs a system call. `address` stands in for an end that is gone.
  */
-function eventConnection(
-  socket: {
-    localAddress?: string;
-    localPort?: number;
-    remoteAddress?: string;
-    remotePort?: number;
-  },
-  address: string,
-  accepted: boolean,
-  { endOfStream, closeWrite, close }: Pick<
-    Connection,
-    "endOfStream" | "closeWrite" | "close"
-  >,
-): Connection {
-  if (accepted) {
-    const remoteAddress = socket.remoteAddress ?? address;
-    const remotePort = socket.remotePort ?? 0;
-    return {
-      get localAddress(): string {
-        return socket.localAddress ?? address;
-      },
-      get localPort(): number {
-        return socket.localPort ?? 0;
-      },
-      remoteAddress,
-      remotePort,
-      endOfStream,
-      closeWrite,
-      close,
-    };
+class EventConnection<S extends SocketEnds> implements Connection {
+  #socket: S;
+  #address: string;
+  #end: EndTracker;
+  #closer: Closer<S>;
+  #localAddress: string | undefined;
+  #localPort: number | undefined;
+  #remoteAddress: string | undefined;
+  #remotePort: number | undefined;
+  constructor(
+    socket: S,
+    address: string,
+    accepted: boolean,
+    end: EndTracker,
+    closer: Closer<S>,
+  ) {
+    this.#socket = socket;
+    this.#address = address;
+    this.#end = end;
+    this.#closer = closer;
+    if (accepted) {
+      this.#remoteAddress = socket.remoteAddress ?? address;
+      this.#remotePort = socket.remotePort ?? 0;
+    } else {
+      this.#localAddress = socket.localAddress ?? address;
+      this.#localPort = socket.localPort ?? 0;
+    }
   }
-  const localAddress = socket.localAddress ?? address;
-  const localPort = socket.localPort ?? 0;
-  return {
-    localAddress,
-    localPort,
-    get remoteAddress(): string {
-      return socket.remoteAddress ?? address;
-    },
-    get remotePort(): number {
-      return socket.remotePort ?? 0;
-    },
-    endOfStream,
-    closeWrite,
-    close,
-  };
+  get localAddress(): string {
+    return this.#localAddress ??= this.#socket.localAddress ?? this.#address;
+  }
+  get localPort(): number {
+    return this.#localPort ??= this.#socket.localPort ?? 0;
+  }
+  get remoteAddress(): string {
+    return this.#remoteAddress ??= this.#socket.remoteAddress ?? this.#address;
+  }
+  get remotePort(): number {
+    return this.#remotePort ??= this.#socket.remotePort ?? 0;
+  }
+  get endOfStream(): Promise<void> {
+    return this.#end.endOfStream;
+  }
+  closeWrite(): void {
+    this.#closer.closeWrite(this.#socket, this.#end);
+  }
+  close(): void {
+    this.#closer.close(this.#socket);
+  }
 }
 
 /** Bun reports its own wildcard binds as the wildcard; connect to the address. */
@@ -2006,8 +2180,15 @@ function connectableAddress(reported: string, requested: string): string {
  * and in its node:net alike, so names are looked up here, as Node would.
  */
 function listenAddress(hostname: string): Promise<string> {
-  const literal = isIPv4(hostname) || hostname.includes(":");
-  return literal ? Promise.resolve(hostname) : lookup(hostname);
+  return isAddress(hostname) ? Promise.resolve(hostname) : lookup(hostname);
+}
+
+/**
+ * Whether a host the shared layer passed is an address, not a name: a valid
+ * name's last label is never all digits, and an IPv6 address has colons.
+ */
+function isAddress(hostname: string): boolean {
+  return /^[\d.]+$|:/.test(hostname);
 }
 
 /** A failed listen; Bun's EMFILE has no code either, so a probe names it. */
@@ -2071,47 +2252,58 @@ function nodeSockets(net: NodeNet): Sockets {
   return {
     requireNet: ignore,
     interfaceAddresses,
-    async listen(hostname, port): Promise<Listener> {
-      const address = await listenAddress(hostname);
-      const queue = new AcceptQueue();
-      // Half-open allowed: Node would end a socket itself on the peer's FIN.
-      const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-        const endOfStream = trackEnd(socket, socket.remoteAddress!);
-        queue.push(
-          nodeConnection(socket, socket.remoteAddress!, endOfStream, true),
-        );
-      });
-      return new Promise((resolve, reject) => {
-        function failed(error: unknown): void {
-          listenFailure(error, hostname).then(reject);
-        }
-        server.once("error", failed);
-        server.once("listening", () => {
-          server.off("error", failed);
-          // After listening, an error is a failed accept (EMFILE).
-          server.on("error", (error) => {
-            queue.fail(
-              new StepError("accept", nodeCode(error), hostname, error),
-            );
-          });
-          const bound = server.address() as { address: string; port: number };
-          resolve({
-            address: connectableAddress(bound.address, address),
-            port: bound.port,
-            accept: () => queue.next(),
-            close(): Promise<void> {
-              queue.close(() => new StepError("accept", undefined, hostname));
-              return new Promise((done) => server.close(() => done()));
-            },
-          });
-        });
-        server.listen({ host: address, port });
-      });
+    listen(hostname, port): Promise<Listener> {
+      if (isAddress(hostname)) return nodeListen(net, hostname, hostname, port);
+      return lookup(hostname).then((address) =>
+        nodeListen(net, hostname, address, port)
+      );
     },
     connect: (address, port, deadline) =>
       nodeConnect(net, address, port, deadline),
     descriptorsExhausted: probeDescriptors,
   };
+}
+
+/** A node:net server listening on `address`; accepted sockets queue. */
+function nodeListen(
+  net: NodeNet,
+  hostname: string,
+  address: string,
+  port: number,
+): Promise<Listener> {
+  const queue = new AcceptQueue();
+  // Half-open allowed: Node would end a socket itself on the peer's FIN.
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    const peer = socket.remoteAddress!;
+    const end = trackEnd(socket, peer);
+    queue.push(new EventConnection(socket, peer, true, end, NODE));
+  });
+  return new Promise((resolve, reject) => {
+    function failed(error: unknown): void {
+      listenFailure(error, hostname).then(reject);
+    }
+    server.once("error", failed);
+    server.once("listening", () => {
+      server.off("error", failed);
+      // After listening, an error is a failed accept (EMFILE).
+      server.on("error", (error) => {
+        queue.fail(
+          new StepError("accept", nodeCode(error), hostname, error),
+        );
+      });
+      const bound = server.address() as { address: string; port: number };
+      resolve({
+        address: connectableAddress(bound.address, address),
+        port: bound.port,
+        accept: () => queue.next(),
+        close(): Promise<void> {
+          queue.close(() => new StepError("accept", undefined, hostname));
+          return new Promise((done) => server.close(() => done()));
+        },
+      });
+    });
+    server.listen({ host: address, port });
+  });
 }
 
 function nodeConnect(
@@ -2125,26 +2317,26 @@ function nodeConnect(
     // its descriptor must stay ours until the hand-off closes it.
     const socket = net.connect({ host: address, port, allowHalfOpen: true });
     deadline.onExpire(() => socket.destroy());
-    const endOfStream = trackEnd(socket, address);
+    const end = trackEnd(socket, address);
     socket.once("error", (error) => {
       deadline.onExpire(undefined);
       reject(new StepError("connect", nodeCode(error), address, error));
     });
     socket.once("connect", () => {
       deadline.onExpire(undefined);
-      resolve(nodeConnection(socket, address, endOfStream, false));
+      resolve(new EventConnection(socket, address, false, end, NODE));
     });
   });
 }
 
 /** A node:net socket's end-of-stream; it reads (and drops) what arrives. */
-function trackEnd(socket: NodeSocket, address: string): Promise<void> {
-  const end = endTracker(address);
+function trackEnd(socket: NodeSocket, address: string): EndTracker {
+  const end = new EndTracker(address);
   socket.on("end", () => end.ended());
   socket.on("error", (error) => end.closed(error));
   socket.on("close", () => end.closed());
   socket.resume(); // flowing, so that "end" is emitted
-  return end.endOfStream;
+  return end;
 }
 
 function nodeCode(error: unknown): Code | undefined {
@@ -2154,19 +2346,11 @@ function nodeCode(error: unknown): Code | undefined {
   return lookupCode(error) ?? knownCode(error);
 }
 
-function nodeConnection(
-  socket: NodeSocket,
-  address: string,
-  endOfStream: Promise<void>,
-  accepted: boolean,
-): Connection {
-  return eventConnection(socket, address, accepted, {
-    endOfStream,
-    closeWrite: () => socket.end(),
-    // destroy() closes gracefully (a FIN) when nothing is left unread.
-    close: () => socket.destroy(),
-  });
-}
+const NODE: Closer<NodeSocket> = {
+  closeWrite: (socket) => socket.end(),
+  // destroy() closes gracefully (a FIN) when nothing is left unread.
+  close: (socket) => socket.destroy(),
+};
 
 // bun build turns `import.meta.main` into a test that is true in Node for
 // every module, so that importing a bundle would run the command line: it
