@@ -784,7 +784,10 @@ async function listenCovering(
   const covered = host.kind === "wildcard"
     ? wildcardTargets(host.address, await listInterfaces(sockets, host))
     : [];
-  if (host.kind === "address" && !unicast(host.address)) {
+  if (
+    host.kind === "address" && request.quick === undefined &&
+    !unicast(host.address)
+  ) {
     throw new StepError("listen", "EADDRNOTAVAIL", host.address);
   }
   if (host.kind === "wildcard" && covered.length === 0) {
@@ -818,7 +821,7 @@ async function listenCovering(
       }
     }
   } finally {
-    if (excluded.length > 0) await closeAll(excluded);
+    await closeAll(excluded);
   }
   throw new StepError("listen", "LOCALHOST_BUSY", request.label);
 }
@@ -838,15 +841,22 @@ async function handOver(
   } catch (error) {
     throw userError(error, request, claim.port);
   } finally {
-    await closeAll(claim.listeners);
+    const closing = closeAll(claim.listeners);
+    if (closing) await closing;
   }
 }
 
-async function closeAll(listeners: Listener[]): Promise<void> {
+/**
+ * Closes every listener; a promise only if one of them needs waiting for
+ * (Node's, Deno's with an accept pending), as most of the time none does.
+ */
+function closeAll(listeners: Listener[]): Promise<unknown> | undefined {
+  let closing: Promise<unknown>[] | undefined;
   for (const listener of listeners) {
-    const closing = listener.close();
-    if (closing) await closing;
+    const closed = listener.close();
+    if (closed) (closing ??= []).push(closed);
   }
+  return closing && Promise.all(closing);
 }
 
 /**
@@ -1002,10 +1012,13 @@ async function acceptPeer(
 }
 
 function isPeer(accepted: Connection, client: Connection): boolean {
-  const unmapped = (address: string): string =>
-    address.replace(/^::ffff:/i, "");
   return accepted.remotePort === client.localPort &&
     unmapped(accepted.remoteAddress) === unmapped(client.localAddress);
+}
+
+/** An IPv4 address as itself, where a dual-stack socket maps it to IPv6. */
+function unmapped(address: string): string {
+  return address[0] === ":" ? address.replace(/^::ffff:/i, "") : address;
 }
 
 /**
@@ -1835,16 +1848,15 @@ function denoSockets(deno: DenoRuntime): Sockets {
         return undefined;
       }
     },
-    async connect(address, port, deadline): Promise<Connection> {
+    connect(address, port, deadline): Promise<Connection> {
       requireNet([address]);
       const signal = deadline.signal;
-      try {
-        return new DenoConnection(
-          await deno.connect({ hostname: address, port, signal }),
-        );
-      } catch (error) {
-        throw new StepError("connect", denoCode(error), address, error);
-      }
+      return deno.connect({ hostname: address, port, signal }).then(
+        (conn) => new DenoConnection(conn),
+        (error) => {
+          throw new StepError("connect", denoCode(error), address, error);
+        },
+      );
     },
     // Deno reports EMFILE from accept itself.
     descriptorsExhausted: () => Promise.resolve(undefined),
@@ -1942,17 +1954,18 @@ class DenoConnection implements Connection {
   close(): void {
     this.#conn.close();
   }
-  async #readToEnd(): Promise<void> {
-    try {
-      while (await this.#conn.read(discard) !== null) { /* unread */ }
-    } catch (error) {
-      throw new StepError(
-        "end-of-stream",
-        closedCode(error),
-        this.localAddress,
-        error,
-      );
-    }
+  #readToEnd(): Promise<void> {
+    return this.#conn.read(discard).then(
+      (read) => read === null ? undefined : this.#readToEnd(),
+      (error) => {
+        throw new StepError(
+          "end-of-stream",
+          closedCode(error),
+          this.localAddress,
+          error,
+        );
+      },
+    );
   }
 }
 
@@ -1967,6 +1980,8 @@ function denoCode(error: unknown): Code | undefined {
 }
 
 interface BunSocket {
+  /** What was passed as `data` to Bun.connect. */
+  data: unknown;
   localAddress: string;
   localPort: number;
   remoteAddress: string;
@@ -1982,13 +1997,25 @@ interface BunHandlers {
   error?(socket: BunSocket, error: Error): void;
 }
 interface BunRuntime {
-  listen(options: { hostname: string; port: number; socket: BunHandlers }): {
+  listen(
+    options: {
+      hostname: string;
+      port: number;
+      data: unknown;
+      socket: BunHandlers;
+    },
+  ): {
     hostname: string;
     port: number;
     stop(closeActiveConnections?: boolean): void;
   };
   connect(
-    options: { hostname: string; port: number; socket: BunHandlers },
+    options: {
+      hostname: string;
+      port: number;
+      data: unknown;
+      socket: BunHandlers;
+    },
   ): Promise<BunSocket>;
 }
 
@@ -2014,26 +2041,20 @@ function bunSockets(bun: BunRuntime): Sockets {
     // A pending Bun.connect cannot be cancelled (Bun's node:net client could
     // be, but loading it costs 10 ms at every start): one that outlives the
     // deadline is closed if it ever connects, else the kernel gives up on it.
-    async connect(address, port, deadline): Promise<Connection> {
+    connect(address, port, deadline): Promise<Connection> {
       const end = new EndTracker(address);
       const connecting = bun.connect({
         hostname: address,
         port,
-        socket: {
-          data: ignore,
-          end: () => end.ended(),
-          close: (_, error) => end.closed(error),
-          error: (_, error) => end.closed(error),
-        },
+        data: end,
+        socket: BUN_CLIENT_EVENTS,
       });
-      connecting.then((late) => deadline.expired && late.end(), ignore);
-      let socket;
-      try {
-        socket = await connecting;
-      } catch (error) {
+      return connecting.then((socket) => {
+        if (deadline.expired) socket.end();
+        return new EventConnection(socket, address, false, end, BUN_CLIENT);
+      }, (error) => {
         throw new StepError("connect", nodeCode(error), address, error);
-      }
-      return new EventConnection(socket, address, false, end, BUN_CLIENT);
+      });
     },
     descriptorsExhausted: probeDescriptors,
   };
@@ -2049,27 +2070,11 @@ function bunListen(
   port: number,
 ): Listener {
   const queue = new AcceptQueue();
-  // Each accepted socket's end-of-stream, by socket.
-  const ends = new Map<BunSocket, EndTracker>();
   const bound = bun.listen({
     hostname: address,
     port,
-    socket: {
-      open(socket): void {
-        const end = new EndTracker(address);
-        ends.set(socket, end);
-        queue.push(
-          new EventConnection(socket, address, true, end, BUN_ACCEPTED),
-        );
-      },
-      data: ignore,
-      end: (socket) => ends.get(socket)?.ended(),
-      close(socket, error): void {
-        ends.get(socket)?.closed(error);
-        ends.delete(socket);
-      },
-      error: (socket, error) => ends.get(socket)?.closed(error),
-    },
+    data: { address, queue },
+    socket: BUN_ACCEPTED_EVENTS,
   });
   return {
     address: connectableAddress(bound.hostname, address),
@@ -2081,6 +2086,42 @@ function bunListen(
     },
   };
 }
+
+/** Where a Bun listener's accepted sockets go: each starts with it as data. */
+interface BunAccepting {
+  address: string;
+  queue: AcceptQueue;
+}
+
+/**
+ * A Bun listener's events, for all listeners: an accepted socket's data is
+ * its listener's BunAccepting until open() makes it its end-of-stream
+ * tracker.
+ */
+const BUN_ACCEPTED_EVENTS: BunHandlers = {
+  open(socket): void {
+    const { address, queue } = socket.data as BunAccepting;
+    const end = new EndTracker(address);
+    socket.data = end;
+    queue.push(new EventConnection(socket, address, true, end, BUN_ACCEPTED));
+  },
+  data: ignore,
+  end: (socket) => trackerOf(socket)?.ended(),
+  close: (socket, error) => trackerOf(socket)?.closed(error),
+  error: (socket, error) => trackerOf(socket)?.closed(error),
+};
+
+function trackerOf(socket: BunSocket): EndTracker | undefined {
+  return socket.data instanceof EndTracker ? socket.data : undefined;
+}
+
+/** A Bun.connect socket's events: its data is its end-of-stream tracker. */
+const BUN_CLIENT_EVENTS: BunHandlers = {
+  data: ignore,
+  end: (socket) => (socket.data as EndTracker).ended(),
+  close: (socket, error) => (socket.data as EndTracker).closed(error),
+  error: (socket, error) => (socket.data as EndTracker).closed(error),
+};
 
 const BUN_CLIENT: Closer<BunSocket> = {
   closeWrite: (socket) => socket.end(),

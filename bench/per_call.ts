@@ -57,10 +57,10 @@ async function single(method: string): Promise<() => Promise<unknown>> {
   if (method === "reserve") return reserve;
   if (method === "hold") return async () => await (await hold()).release();
   if (method === "naive") return await naivePort();
-  if (method === "yelp" || method === "proof") {
-    return await rawReserve(method === "proof");
+  if (method === "yelp" || method === "proof" || method === "guarded") {
+    return await rawReserve(method);
   }
   throw new Error(
-    `Unknown method ${method}: use reserve, many, hold, naive, yelp or proof`,
+    `Unknown method ${method}: use reserve, many, hold, naive, yelp, proof or guarded`,
   );
 }

@@ -4,4 +4,4 @@
 import { rawReserve } from "./raw.ts";
 
 // deno-lint-ignore no-console
-console.log(await (await rawReserve(true))());
+console.log(await (await rawReserve("proof"))());
