@@ -117,7 +117,10 @@ export async function main(args: string[]): Promise<number> {
   if (denied) return fail(denied, 1);
   let ports: number[];
   try {
-    ports = await reserveMany(count, { hostname, ...options });
+    // Only what differs from the defaults: reserveMany() takes no options as
+    // they are, validating nothing (start-up, bench/startup.sh).
+    const host = hostname === "127.0.0.1" ? {} : { hostname };
+    ports = await reserveMany(count, { ...host, ...options });
   } catch (error) {
     const usage = error instanceof RangeError || error instanceof TypeError;
     return fail((error as Error).message, usage ? 2 : 1);
@@ -255,7 +258,7 @@ function integer(text: string, max: number, name: string): number {
   bad(`${name} must be an integer in 0-${max}`, text);
 }
 
-/** PORT, --exclude and --no-fallback as reserveMany() options. */
+/** PORT, --exclude and --no-fallback as reserveMany() options, if given. */
 function ports(port: string, count: number, flags: Flags): ReserveOptions {
   const named = parsePorts(port === "0" ? undefined : port, "PORT");
   const exclude = parsePorts(flags["--exclude"], "--exclude");
@@ -272,7 +275,11 @@ function ports(port: string, count: number, flags: Flags): ReserveOptions {
       `--count ${count} asks for more ports than the ${left} PORT names${less}, with --no-fallback`,
     );
   }
-  return { port: named.length > 0 ? named : 0, exclude, fallback };
+  return {
+    ...named.length > 0 ? { port: named } : {},
+    ...exclude.length > 0 ? { exclude } : {},
+    ...fallback ? {} : { fallback },
+  };
 }
 
 /** "8080", "8000-8100", "3000,8000-8100": the ports, in order, once each. */

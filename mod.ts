@@ -157,7 +157,16 @@ export async function reserve(options: ReserveOptions = {}): Promise<number> {
   const request = readOptions(options, "port");
   const sockets = readySockets() ?? await pickSockets();
   const claims = new Claims(request);
-  return await inFlight(() => reserveOne(sockets, request, claims));
+  if (running >= MAX_IN_FLIGHT) {
+    return await inFlight(() => reserveOne(sockets, request, claims));
+  }
+  // inFlight's common case, inlined: a slot is free.
+  running++;
+  try {
+    return await reserveOne(sockets, request, claims);
+  } finally {
+    nextInFlight();
+  }
 }
 
 /**
@@ -354,15 +363,15 @@ type Host =
 
 /**
  * Validates options, before anything touches the network. Options with no
- * keys (`reserve()`) are the default request, validated once: nothing in a
- * request is ever changed.
+ * keys (`reserve()`) are DEFAULT_REQUEST: nothing in a request is ever
+ * changed.
  */
 function readOptions(options: ReserveOptions, noun: string): ReserveRequest {
   const prefix = `Cannot reserve ${noun} as`;
   const own = readOwnKeys(prefix, options);
-  if (own === undefined && defaultRequest) return defaultRequest;
+  if (own === undefined) return DEFAULT_REQUEST;
   const { hostname = "127.0.0.1", port = 0, exclude = [], fallback = true } =
-    own ?? {};
+    own;
   const host = readHost(prefix, hostname);
   const ports = readNamedPorts(prefix, port, exclude);
   if (typeof fallback !== "boolean") {
@@ -383,10 +392,22 @@ function readOptions(options: ReserveOptions, noun: string): ReserveRequest {
     fallback,
     quick,
   };
-  if (own === undefined) defaultRequest = request;
   return request;
 }
-let defaultRequest: ReserveRequest | undefined;
+
+/**
+ * What options with no keys mean, as readOptions would make it from the
+ * defaults, made without parsing: a first call (the command line's) then
+ * compiles none of the validation.
+ */
+const DEFAULT_REQUEST: ReserveRequest = {
+  label: "127.0.0.1",
+  host: { kind: "address", address: "127.0.0.1" },
+  named: [],
+  exclude: new Set(),
+  fallback: true,
+  quick: "127.0.0.1",
+};
 
 /**
  * The options object's own properties, read once: a getter or a proxy that
@@ -673,15 +694,16 @@ interface Claim {
 }
 
 /** Claims a port and hands it over at once: a reservation. */
-async function reserveOne(
+function reserveOne(
   sockets: Sockets,
   request: ReserveRequest,
   claims: Claims,
 ): Promise<number> {
-  const claim = quickClaim(sockets, request, claims) ??
-    await claimPort(sockets, request, claims);
-  await handOver(sockets, request, claim);
-  return claim.port;
+  const claim = quickClaim(sockets, request, claims);
+  if (claim) return handOver(sockets, request, claim);
+  return claimPort(sockets, request, claims).then((claimed) =>
+    handOver(sockets, request, claimed)
+  );
 }
 
 /**
@@ -826,16 +848,20 @@ async function listenCovering(
   throw new StepError("listen", "LOCALHOST_BUSY", request.label);
 }
 
-/** Leaves the claimed port in TIME_WAIT on every address, and closes it. */
+/**
+ * Leaves the claimed port in TIME_WAIT on every address, and closes it;
+ * the port.
+ */
 async function handOver(
   sockets: Sockets,
   request: ReserveRequest,
   claim: Claim,
-): Promise<void> {
+): Promise<number> {
   try {
-    for (const [i, listener] of claim.listeners.entries()) {
-      for (const target of claim.targets[i]) {
-        await handOff(sockets, listener, target);
+    const { listeners, targets } = claim;
+    for (let i = 0; i < listeners.length; i++) {
+      for (let j = 0; j < targets[i].length; j++) {
+        await handOff(sockets, listeners[i], targets[i][j]);
       }
     }
   } catch (error) {
@@ -844,6 +870,7 @@ async function handOver(
     const closing = closeAll(claim.listeners);
     if (closing) await closing;
   }
+  return claim.port;
 }
 
 /**
@@ -1156,7 +1183,7 @@ function startTimer(ms: number): SweepTimer {
 class HeldPort implements Reservation {
   readonly hostname: string;
   readonly port: number;
-  #release: () => Promise<void>;
+  #release: () => Promise<unknown>;
   #released: Promise<void> | undefined;
   constructor(sockets: Sockets, request: ReserveRequest, claim: Claim) {
     this.hostname = request.label;
@@ -1170,7 +1197,7 @@ class HeldPort implements Reservation {
   }
   release(): Promise<void> {
     if (this.#released) return this.#released.then(ignore, ignore);
-    return this.#released = this.#release();
+    return this.#released = this.#release().then(ignore);
   }
   [Symbol.asyncDispose](): Promise<void> {
     return this.release();
@@ -1282,11 +1309,15 @@ async function inFlight<T>(reservation: () => Promise<T>): Promise<T> {
   try {
     return await reservation();
   } finally {
-    // The slot passes straight to the next waiter, if any.
-    const next = waiting.shift();
-    if (next) next();
-    else running--;
+    nextInFlight();
   }
+}
+
+/** Frees a slot: it passes straight to the next waiter, if any. */
+function nextInFlight(): void {
+  const next = waiting.shift();
+  if (next) next();
+  else running--;
 }
 let running = 0;
 const waiting: (() => void)[] = [];
