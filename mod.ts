@@ -1129,15 +1129,17 @@ let timer: SweepTimer | undefined;
 const ON_DENO = (globalThis as Scope).Deno !== undefined;
 
 interface SweepTimer {
-  ref(): unknown;
-  unref(): unknown;
+  /** Keeps it alive; false if it has fired unheard (Deno's), and will not. */
+  ref(): boolean;
+  unref(): void;
 }
 
 function watch(deadline: Deadline): void {
   deadlines.add(deadline);
   if (deadlines.size > 1) return;
   // A timer made earlier fires no later than this deadline: sweep() waits on.
-  timer ??= startTimer(STEP_TIMEOUT_MS);
+  if (timer?.ref()) return;
+  timer = startTimer(STEP_TIMEOUT_MS);
   timer.ref();
 }
 
@@ -1160,6 +1162,11 @@ function sweep(): void {
   timer.ref();
 }
 
+interface NodeTimer {
+  ref(): unknown;
+  unref(): unknown;
+}
+
 /**
  * An unreferenced timer that calls sweep(). On Deno an AbortSignal.timeout,
  * not a setTimeout, whose first use costs Deno 7-10 ms at every start of the
@@ -1168,15 +1175,27 @@ function sweep(): void {
  */
 function startTimer(ms: number): SweepTimer {
   if (ON_DENO) {
+    // Once it fired with no listener, sweep() never heard it: a new one.
     const signal = AbortSignal.timeout(ms);
     return {
-      ref: () => signal.addEventListener("abort", sweep),
+      ref(): boolean {
+        if (signal.aborted) return false;
+        signal.addEventListener("abort", sweep);
+        return true;
+      },
       unref: () => signal.removeEventListener("abort", sweep),
     };
   }
-  const started = setTimeout(sweep, ms) as unknown as SweepTimer;
+  // Node's and Bun's fire unreferenced too, and sweep() then drops them.
+  const started = setTimeout(sweep, ms) as unknown as NodeTimer;
   started.unref();
-  return started;
+  return {
+    ref(): boolean {
+      started.ref();
+      return true;
+    },
+    unref: () => void started.unref(),
+  };
 }
 
 /** A held port: its listeners close foreign connections until released. */

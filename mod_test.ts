@@ -892,6 +892,29 @@ test(
 );
 
 test(
+  "a lost SYN still fails within the step's bound after the shared timer fired unheard",
+  {
+    timeout: SLOW,
+    skip: NFT || QUICK,
+  },
+  async () => {
+    // One timer serves every hand-off's deadline. A first reservation starts
+    // it; 2.5 s idle, it fires with no deadline to expire. A later stall
+    // must still be bounded, by a timer made anew.
+    const report = await inNamespace({
+      setup: [dropRule("tcp dport 5000 tcp flags & (syn|ack) == syn")],
+      args: ["fault", '{"port":5000}', '{"idleMs":2500}'],
+    });
+    assert.ok(report.error, JSON.stringify(report));
+    assert.equal(
+      report.error.message,
+      "Cannot reserve port on 127.0.0.1 as the connect took over 2000 ms: check for firewall rules that drop loopback packets",
+    );
+    assert.ok(report.ms < 5000, `took ${report.ms} ms`);
+  },
+);
+
+test(
   "a hand-off stalled past tcp_fin_timeout still leaves the port in TIME_WAIT",
   {
     timeout: SLOW,

@@ -6,7 +6,8 @@
 //   hold JSON        hold(options) and probe the port while held and after
 //                    the release: {options, probe: [addresses], churn: N,
 //                    sleepMs}; see holdAndProbe()
-//   fault JSON       the same, counting the TCP sockets left open, then exit
+//   fault JSON [IDLE] the same, counting the TCP sockets left open, then exit;
+//                    with {"idleMs": N}, a first reserve() then N ms idle
 //   many JSON        reserveMany(count, options) with {count, options, timeWaitMs}
 //   sequential N     reserve() N times, one after another
 //   loop N           reserve() N times, printing each port on a line as it comes
@@ -108,6 +109,12 @@ async function run(mode: string, arg: string): Promise<unknown> {
         }
       }).length;
     };
+    const { idleMs } = JSON.parse(extra);
+    if (idleMs !== undefined) {
+      // The shared deadline timer outlives this one's hand-off, and fires.
+      await reserve();
+      await new Promise((resolve) => setTimeout(resolve, idleMs));
+    }
     const before = tcpSockets();
     const start = performance.now();
     let result: unknown;
