@@ -4,84 +4,101 @@
 # the same sequence in Python (bench/reference.py: Yelp's, with no proof), in
 # C (bench/floor.c), and in each runtime's own API without mod.ts (bench/raw.ts:
 # `yelp` as Python does it, `proof` as mod.ts does it, `guarded` the proof with
-# what mod.ts's guarantees cost at their cheapest), each run in a fresh
-# network namespace
-# (_tools/in_namespace.sh) so that it starts with an empty TIME_WAIT table.
-# ROUNDS rounds of the whole matrix, alternating, so a drifting machine
-# favours no row. Prints, per row, the median over rounds of each run's
-# median, its ratios to the C floor, to Python, to reserve() on the same
-# runtime (for many and hold) and to the runtime's raw proven sequence (for
-# reserve: mod.ts's own share; for guarded: what the guarantees alone take of
-# that budget), CPU time per port against wall time (many: a ratio near 1
-# means one busy thread, no waiting left to overlap), and each target of the
-# lean issue with whether it is met:
-#   reserve() <= 1.15x the runtime's raw proven sequence (`proof`), on each;
-#   reserveMany(100) per port <= 0.5x reserve(); hold() + release() <= 1.1x
-#   reserve().
+# what mod.ts's guarantees cost at their cheapest), each process in a fresh
+# network namespace (_tools/in_namespace.sh) so that it starts with an empty
+# TIME_WAIT table.
+#
+# What a target compares runs side by side in one process, batches
+# alternating (bench/per_call.ts): reserve, proof and guarded in one; reserve,
+# hold and many in another; yelp and naive in a third. A ratio is taken within
+# each process, then its median and range over ROUNDS rounds: the machine's
+# drift between processes (often 20-40% here) cancels out. Prints a JSON line
+# per runtime and method (the median µs per port over rounds, the C floor's
+# and Python's ratios, the main thread's CPU time against wall time), then
+# one per target of the lean issue with whether it is met:
+#   1. reserve() <= 1.15x the runtime's raw proven sequence (`proof`);
+#      guarded/proof says what the guarantees alone take of that budget
+#   2. reserveMany(100) per port <= 0.5x reserve()
+#   3. hold() + release() <= 1.1x reserve()
 # Usage: bench/per_call.sh [ROUNDS] [BATCHES] [PER_BATCH]   (from the root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=node_modules/.bin
 rounds=${1:-5}
-batches=${2:-10}
-per_batch=${3:-200}
+batches=${2:-12}
+per_batch=${3:-100}
 ns=_tools/in_namespace.sh
 mkdir -p .build
 command -v cc >/dev/null && cc -O2 -o .build/floor bench/floor.c
 out=$(mktemp)
 for round in $(seq "$rounds"); do
-  [ -x .build/floor ] && $ns .build/floor "$per_batch" "$batches" >>"$out"
-  $ns python3 bench/reference.py "$batches" "$per_batch" >>"$out"
-  for method in reserve many hold naive yelp proof guarded; do
-    $ns "$bin/deno" run -A bench/per_call.ts "$method" "$batches" "$per_batch" >>"$out"
-    $ns "$bin/bun" bench/per_call.ts "$method" "$batches" "$per_batch" >>"$out"
-    $ns "$bin/node" --no-warnings bench/per_call.ts "$method" "$batches" "$per_batch" >>"$out"
+  [ -x .build/floor ] && $ns .build/floor 200 10 | sed "s/}$/,\"round\":$round}/" >>"$out"
+  $ns python3 bench/reference.py 10 200 | sed "s/}$/,\"round\":$round}/" >>"$out"
+  for set in reserve,proof,guarded reserve,hold,many yelp,naive; do
+    for runtime in "$bin/deno run -A" "$bin/bun" "$bin/node --no-warnings"; do
+      # shellcheck disable=SC2086 # the runtime's command and its flags
+      $ns $runtime bench/per_call.ts "$set" "$batches" "$per_batch" |
+        sed "s/}$/,\"round\":$round,\"set\":\"$set\"}/" >>"$out"
+    done
   done
 done
 node - "$out" <<'JS'
 const lines = require("fs").readFileSync(process.argv[2], "utf8").trim().split("\n");
-const runs = new Map();
-const cpu = new Map();
-for (const { runtime, method, usPerPort, cpuUsPerPort } of lines.map(JSON.parse)) {
-  const key = `${runtime} ${method}`;
-  runs.set(key, [...(runs.get(key) ?? []), usPerPort]);
-  if (cpuUsPerPort) cpu.set(key, [...(cpu.get(key) ?? []), cpuUsPerPort]);
-}
+const rows = lines.map(JSON.parse);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const us = (key) => runs.has(key) ? median(runs.get(key)) : undefined;
-const ratio = (a, b) => a && b ? +(a / b).toFixed(2) : null;
-const floor = us("c reserve");
-const python = us("python reserve");
-const runtimes = ["deno", "bun", "node"];
-for (const [key, values] of runs) {
-  const [runtime, method] = key.split(" ");
-  const value = us(key);
-  const row = {
+const round2 = (x) => x === undefined ? null : +x.toFixed(2);
+/** The value of a runtime's method in each round (reserve: from the first set). */
+function perRound(runtime, method, set) {
+  const byRound = new Map();
+  for (const row of rows) {
+    if (row.runtime !== runtime || row.method !== method) continue;
+    if (set && row.set !== set) continue;
+    if (!byRound.has(row.round)) byRound.set(row.round, row);
+  }
+  return byRound;
+}
+const usOf = (runtime, method) =>
+  median([...perRound(runtime, method).values()].map((row) => row.usPerPort));
+const floor = usOf("c", "reserve");
+const python = usOf("python", "reserve");
+for (const runtime of ["c", "python", "deno", "bun", "node"]) {
+  const methods = [...new Set(rows.filter((r) => r.runtime === runtime).map((r) => r.method))];
+  for (const method of methods) {
+    const us = usOf(runtime, method);
+    const cpu = [...perRound(runtime, method).values()]
+      .map((row) => row.mainThreadCpuToWall).filter((x) => x !== undefined && x !== null);
+    console.log(JSON.stringify({
+      runtime,
+      method,
+      usPerPort: us,
+      ratioToC: round2(us / floor),
+      ratioToPython: round2(us / python),
+      mainThreadCpuToWall: cpu.length > 0 ? median(cpu) : null,
+      rounds: [...perRound(runtime, method).values()].map((row) => row.usPerPort),
+    }));
+  }
+}
+/** A ratio within each round's process, its median and range over rounds. */
+function target(runtime, name, of, to, set, limit) {
+  const a = perRound(runtime, of, set), b = perRound(runtime, to, set);
+  const ratios = [...a.keys()].filter((r) => b.has(r))
+    .map((r) => a.get(r).usPerPort / b.get(r).usPerPort);
+  const value = median(ratios);
+  console.log(JSON.stringify({
     runtime,
-    method,
-    usPerPort: value,
-    cpuToWall: cpu.has(key) ? ratio(median(cpu.get(key)), value) : null,
-    ratioToC: ratio(value, floor),
-    ratioToPython: ratio(value, python),
-    ratioToReserve: null,
-    ratioToProof: null,
-    target: null,
-    met: null,
-    rounds: values,
-  };
-  if (method === "guarded") row.ratioToProof = ratio(value, us(`${runtime} proof`));
-  if (method === "reserve" && runtimes.includes(runtime)) {
-    row.ratioToProof = ratio(value, us(`${runtime} proof`));
-    row.target = "<= 1.15x proof";
-    row.met = row.ratioToProof <= 1.15;
-  }
-  if (method === "many" || method === "hold") {
-    row.ratioToReserve = ratio(value, us(`${runtime} reserve`));
-    const limit = method === "many" ? 0.5 : 1.1;
-    row.target = `<= ${limit}x reserve()`;
-    row.met = row.ratioToReserve <= limit;
-  }
-  console.log(JSON.stringify(row));
+    target: name,
+    ratio: round2(value),
+    range: [round2(Math.min(...ratios)), round2(Math.max(...ratios))],
+    limit,
+    met: limit === null ? null : value <= limit,
+  }));
+}
+for (const runtime of ["deno", "bun", "node"]) {
+  target(runtime, "1. reserve() / proof", "reserve", "proof", "reserve,proof,guarded", 1.15);
+  target(runtime, "   guarded / proof", "guarded", "proof", "reserve,proof,guarded", null);
+  target(runtime, "   reserve() / guarded", "reserve", "guarded", "reserve,proof,guarded", null);
+  target(runtime, "2. reserveMany(100) / reserve()", "many", "reserve", "reserve,hold,many", 0.5);
+  target(runtime, "3. hold()+release() / reserve()", "hold", "reserve", "reserve,hold,many", 1.1);
 }
 JS
 rm "$out"
