@@ -217,11 +217,11 @@ export async function reserveMany(
   const claims = new Claims(request);
   let firstAt: number | undefined;
   const ports = await inParallel(count, async () => {
-    if (firstAt !== undefined && Date.now() - firstAt > batchLimitMs()) {
+    if (firstAt !== undefined && monotonicNow() - firstAt > batchLimitMs()) {
       throw expiringBatchError(request, count, claims.taken.size, firstAt);
     }
     const port = await inFlight(() => reserveOne(sockets, request, claims));
-    firstAt ??= Date.now();
+    firstAt ??= monotonicNow();
     return port;
   });
   // Named ports first, in the order named; the reservations overlap.
@@ -700,7 +700,8 @@ function reserveOne(
   claims: Claims,
 ): Promise<number> {
   const claim = quickClaim(sockets, request, claims);
-  if (claim) return handOver(sockets, request, claim);
+  // Its listen asked for the permission, and nothing runs before the connect.
+  if (claim) return handOver(sockets, request, claim, true);
   return claimPort(sockets, request, claims).then((claimed) =>
     handOver(sockets, request, claimed)
   );
@@ -850,18 +851,22 @@ async function listenCovering(
 
 /**
  * Leaves the claimed port in TIME_WAIT on every address, and closes it;
- * the port.
+ * the port. `asked`: the claim's listen asked for the permission in the
+ * caller's synchronous run (quickClaim), which the first connect is still in.
  */
 async function handOver(
   sockets: Sockets,
   request: ReserveRequest,
   claim: Claim,
+  asked = false,
 ): Promise<number> {
   try {
     const { listeners, targets } = claim;
     for (let i = 0; i < listeners.length; i++) {
       for (let j = 0; j < targets[i].length; j++) {
-        await handOff(sockets, listeners[i], targets[i][j]);
+        // `asked` holds for the first connect alone, made in the caller's run.
+        await handOff(sockets, listeners[i], targets[i][j], asked);
+        asked = false;
       }
     }
   } catch (error) {
@@ -973,6 +978,7 @@ async function handOff(
   sockets: Sockets,
   listener: Listener,
   address: string,
+  asked: boolean,
 ): Promise<void> {
   const deadline = new Deadline(address);
   let client: Connection | undefined;
@@ -980,7 +986,7 @@ async function handOff(
   try {
     client = await deadline.race(
       "connect",
-      sockets.connect(address, listener.port, deadline),
+      sockets.connect(address, listener.port, deadline, asked),
     );
     accepted = await acceptPeer(deadline, listener, client);
     accepted.closeWrite();
@@ -1056,8 +1062,8 @@ function unmapped(address: string): string {
  * AbortSignal.timeout's timer fired 2 s after its hand-off was long done.
  */
 class Deadline implements ConnectDeadline {
-  /** When the time is up, in Date.now() time. */
-  readonly expiresAt: number = Date.now() + STEP_TIMEOUT_MS;
+  /** When the time is up, on the monotonic clock (`monotonicNow`). */
+  readonly expiresAt: number = monotonicNow() + STEP_TIMEOUT_MS;
   #step: Step = "connect";
   #address: string;
   #expired = false;
@@ -1119,6 +1125,14 @@ class Deadline implements ConnectDeadline {
 }
 
 /**
+ * Milliseconds on a clock that only goes forward: the wall clock can step
+ * back (NTP, a VM resumed) or be faked in tests, and a deadline on it would
+ * then wait without bound. Taken at load, so that faking it later changes
+ * nothing here.
+ */
+const monotonicNow: () => number = performance.now.bind(performance);
+
+/**
  * The deadlines not yet cleared. All last STEP_TIMEOUT_MS, so the order they
  * were added in is the order they expire in: the timer waits for the first.
  */
@@ -1150,7 +1164,7 @@ function unwatch(deadline: Deadline): void {
 /** Expires the deadlines whose time is up, and waits for the next. */
 function sweep(): void {
   timer = undefined;
-  const now = Date.now();
+  const now = monotonicNow();
   for (const deadline of deadlines) {
     if (deadline.expiresAt > now) break;
     deadlines.delete(deadline);
@@ -1543,7 +1557,7 @@ function expiringBatchError(
   done: number,
   firstAt: number,
 ): Error {
-  const seconds = ((Date.now() - firstAt) / 1000).toFixed(1);
+  const seconds = ((monotonicNow() - firstAt) / 1000).toFixed(1);
   return new Error(
     `Cannot reserve ${count} ports on ${request.label} as the first would expire before the last is made: ${done} took ${seconds} s of TIME_WAIT's 60 s; reserve fewer at once`,
   );
@@ -1644,11 +1658,16 @@ interface Sockets {
    * undefined if that failed: listen() then says why.
    */
   listenNow?(address: string, port: number): Listener | undefined;
-  /** Connects; the deadline's expiry closes a connect still pending. */
+  /**
+   * Connects; the deadline's expiry closes a connect still pending. `asked`:
+   * the permission for `address` was granted in this same synchronous run
+   * (Deno), so that nothing can have revoked it since.
+   */
   connect(
     address: string,
     port: number,
     deadline: ConnectDeadline,
+    asked?: boolean,
   ): Promise<Connection>;
   /** The error that says descriptors ran out, if they have, else undefined. */
   descriptorsExhausted(): Promise<unknown>;
@@ -1869,20 +1888,12 @@ interface DenoRuntime {
 }
 
 function denoSockets(deno: DenoRuntime): Sockets {
-  /** The one host asked for in this synchronous run of code, if any. */
-  let asked: string | undefined;
-  const forget = (): void => void (asked = undefined);
   // Asked again at each listen and connect, though listenCovering asked for
   // every address at first: code in between may revoke a permission, and
-  // Deno would then prompt. Only within one synchronous run, where no other
-  // code runs, does one answer cover both (quickClaim's listen and connect).
-  function requireNet(hosts: string[]): void {
-    if (hosts.length === 1 && hosts[0] === asked) return;
-    denoRequireNet(deno, hosts);
-    if (hosts.length !== 1) return;
-    if (asked === undefined) queueMicrotask(forget);
-    asked = hosts[0];
-  }
+  // Deno would then prompt. Only quickClaim's listen and the connect that
+  // follows it in the same synchronous run, where no other code can run,
+  // share one answer (`asked`).
+  const requireNet = (hosts: string[]): void => denoRequireNet(deno, hosts);
   return {
     requireNet,
     interfaceAddresses(): Promise<string[]> {
@@ -1906,8 +1917,8 @@ function denoSockets(deno: DenoRuntime): Sockets {
         return undefined;
       }
     },
-    connect(address, port, deadline): Promise<Connection> {
-      requireNet([address]);
+    connect(address, port, deadline, asked): Promise<Connection> {
+      if (!asked) requireNet([address]);
       const signal = deadline.signal;
       return deno.connect({ hostname: address, port, signal }).then(
         (conn) => new DenoConnection(conn),

@@ -6,8 +6,9 @@
 //   hold JSON        hold(options) and probe the port while held and after
 //                    the release: {options, probe: [addresses], churn: N,
 //                    sleepMs}; see holdAndProbe()
-//   fault JSON [IDLE] the same, counting the TCP sockets left open, then exit;
-//                    with {"idleMs": N}, a first reserve() then N ms idle
+//   fault JSON [EXTRA] the same, counting the TCP sockets left open, then exit;
+//                    EXTRA {"idleMs": N}: a first reserve() then N ms idle;
+//                    {"clockBackMs": N}: Date.now() N ms back after 500 ms
 //   many JSON        reserveMany(count, options) with {count, options, timeWaitMs}
 //   sequential N     reserve() N times, one after another
 //   loop N           reserve() N times, printing each port on a line as it comes
@@ -18,6 +19,9 @@
 //                    {count, hostname, churn: [addresses], rounds}
 //   revoke N         Deno: reserve(), revoking the net permission N microtask
 //                    turns after the call
+//   revoke-run WHAT  Deno: after a first reserve(), WHAT (reserve or hold)
+//                    then, in the same synchronous run, a revocation and a
+//                    second reserve(); a held port is then released
 // It prints one JSON line and exits 0; a failure is reported in the JSON.
 // Only modes that read /proc or open files need more than net permission.
 import { spawnSync } from "node:child_process";
@@ -84,6 +88,25 @@ async function run(mode: string, arg: string): Promise<unknown> {
       return { error: describe(error) };
     }
   }
+  if (mode === "revoke-run") {
+    const { Deno } = globalThis as unknown as {
+      Deno: { permissions: { revokeSync(query: { name: "net" }): unknown } };
+    };
+    await reserve(); // the adapter is loaded: a call now runs to its connect
+    const first = arg === "hold"
+      ? hold().then((held) => held.release().then(() => held.port))
+      : reserve();
+    Deno.permissions.revokeSync({ name: "net" });
+    const second = reserve();
+    const results = await Promise.allSettled([first, second]);
+    return {
+      results: results.map((result) =>
+        result.status === "fulfilled"
+          ? { port: result.value }
+          : { error: describe(result.reason) }
+      ),
+    };
+  }
   const { readdirSync, openSync, closeSync } = await import("node:fs");
   const fds = () => readdirSync("/proc/self/fd").length;
   if (mode === "fault") {
@@ -109,11 +132,16 @@ async function run(mode: string, arg: string): Promise<unknown> {
         }
       }).length;
     };
-    const { idleMs } = JSON.parse(extra);
+    const { idleMs, clockBackMs } = JSON.parse(extra);
     if (idleMs !== undefined) {
       // The shared deadline timer outlives this one's hand-off, and fires.
       await reserve();
       await new Promise((resolve) => setTimeout(resolve, idleMs));
+    }
+    if (clockBackMs !== undefined) {
+      // The wall clock steps back (NTP, a VM resumed) while the call waits.
+      const realNow = Date.now;
+      setTimeout(() => Date.now = () => realNow() - clockBackMs, 500);
     }
     const before = tcpSockets();
     const start = performance.now();
