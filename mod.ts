@@ -2049,8 +2049,6 @@ function denoCode(error: unknown): Code | undefined {
 }
 
 interface BunSocket {
-  /** What was passed as `data` to Bun.connect. */
-  data: unknown;
   localAddress: string;
   localPort: number;
   remoteAddress: string;
@@ -2066,25 +2064,13 @@ interface BunHandlers {
   error?(socket: BunSocket, error: Error): void;
 }
 interface BunRuntime {
-  listen(
-    options: {
-      hostname: string;
-      port: number;
-      data: unknown;
-      socket: BunHandlers;
-    },
-  ): {
+  listen(options: { hostname: string; port: number; socket: BunHandlers }): {
     hostname: string;
     port: number;
     stop(closeActiveConnections?: boolean): void;
   };
   connect(
-    options: {
-      hostname: string;
-      port: number;
-      data: unknown;
-      socket: BunHandlers;
-    },
+    options: { hostname: string; port: number; socket: BunHandlers },
   ): Promise<BunSocket>;
 }
 
@@ -2115,8 +2101,12 @@ function bunSockets(bun: BunRuntime): Sockets {
       const connecting = bun.connect({
         hostname: address,
         port,
-        data: end,
-        socket: BUN_CLIENT_EVENTS,
+        socket: {
+          data: ignore,
+          end: () => end.ended(),
+          close: (_, error) => end.closed(error),
+          error: (_, error) => end.closed(error),
+        },
       });
       return connecting.then((socket) => {
         if (deadline.expired) socket.end();
@@ -2139,11 +2129,27 @@ function bunListen(
   port: number,
 ): Listener {
   const queue = new AcceptQueue();
+  // Each accepted socket's end-of-stream, by socket.
+  const ends = new Map<BunSocket, EndTracker>();
   const bound = bun.listen({
     hostname: address,
     port,
-    data: { address, queue },
-    socket: BUN_ACCEPTED_EVENTS,
+    socket: {
+      open(socket): void {
+        const end = new EndTracker(address);
+        ends.set(socket, end);
+        queue.push(
+          new EventConnection(socket, address, true, end, BUN_ACCEPTED),
+        );
+      },
+      data: ignore,
+      end: (socket) => ends.get(socket)?.ended(),
+      close(socket, error): void {
+        ends.get(socket)?.closed(error);
+        ends.delete(socket);
+      },
+      error: (socket, error) => ends.get(socket)?.closed(error),
+    },
   });
   return {
     address: connectableAddress(bound.hostname, address),
@@ -2155,42 +2161,6 @@ function bunListen(
     },
   };
 }
-
-/** Where a Bun listener's accepted sockets go: each starts with it as data. */
-interface BunAccepting {
-  address: string;
-  queue: AcceptQueue;
-}
-
-/**
- * A Bun listener's events, for all listeners: an accepted socket's data is
- * its listener's BunAccepting until open() makes it its end-of-stream
- * tracker.
- */
-const BUN_ACCEPTED_EVENTS: BunHandlers = {
-  open(socket): void {
-    const { address, queue } = socket.data as BunAccepting;
-    const end = new EndTracker(address);
-    socket.data = end;
-    queue.push(new EventConnection(socket, address, true, end, BUN_ACCEPTED));
-  },
-  data: ignore,
-  end: (socket) => trackerOf(socket)?.ended(),
-  close: (socket, error) => trackerOf(socket)?.closed(error),
-  error: (socket, error) => trackerOf(socket)?.closed(error),
-};
-
-function trackerOf(socket: BunSocket): EndTracker | undefined {
-  return socket.data instanceof EndTracker ? socket.data : undefined;
-}
-
-/** A Bun.connect socket's events: its data is its end-of-stream tracker. */
-const BUN_CLIENT_EVENTS: BunHandlers = {
-  data: ignore,
-  end: (socket) => (socket.data as EndTracker).ended(),
-  close: (socket, error) => (socket.data as EndTracker).closed(error),
-  error: (socket, error) => (socket.data as EndTracker).closed(error),
-};
 
 const BUN_CLIENT: Closer<BunSocket> = {
   closeWrite: (socket) => socket.end(),
