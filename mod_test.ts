@@ -47,6 +47,9 @@ const DENO_BACKEND = RUNTIME !== "deno"
   : BACKEND && BACKEND !== "deno"
   ? `the ${BACKEND} backend is picked on Deno only by this suite`
   : false;
+/** Where Deno would prompt: script(1) gives a child a terminal. */
+const NO_TERMINAL = !existsSync("/usr/bin/script") &&
+  "script(1) from util-linux is needed to give the child a terminal";
 const NAMESPACE = namespaceSupport();
 const NFT = NAMESPACE ||
   (spawnSync("nft", ["--version"]).status === 0
@@ -372,9 +375,7 @@ test(
 
 test("Deno without net permission never prompts, even on a terminal", {
   timeout: SLOW,
-  skip: LINUX_ONLY || DENO_BACKEND ||
-    (!existsSync("/usr/bin/script") &&
-      "script(1) from util-linux is needed to give the child a terminal"),
+  skip: LINUX_ONLY || DENO_BACKEND || NO_TERMINAL,
 }, async () => {
   // script(1) gives the child a terminal, where Deno would prompt.
   const command = `"$DENO_BINARY" run '${CHILD}' auto call {}`;
@@ -387,9 +388,7 @@ test(
   "Deno never prompts when its net permission is revoked during a reservation",
   {
     timeout: SLOW,
-    skip: LINUX_ONLY || DENO_BACKEND ||
-      (!existsSync("/usr/bin/script") &&
-        "script(1) from util-linux is needed to give the child a terminal"),
+    skip: LINUX_ONLY || DENO_BACKEND || NO_TERMINAL,
   },
   async () => {
     // Revoked between the first query and a later listen or connect, which
@@ -415,9 +414,7 @@ test(
   "Deno never prompts when its net permission is revoked in the same run as a reservation",
   {
     timeout: SLOW,
-    skip: LINUX_ONLY || DENO_BACKEND ||
-      (!existsSync("/usr/bin/script") &&
-        "script(1) from util-linux is needed to give the child a terminal"),
+    skip: LINUX_ONLY || DENO_BACKEND || NO_TERMINAL,
   },
   async () => {
     // One reservation's listen and connect share a permission query; a
