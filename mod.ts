@@ -157,16 +157,7 @@ export async function reserve(options: ReserveOptions = {}): Promise<number> {
   const request = readOptions(options, "port");
   const sockets = readySockets() ?? await pickSockets();
   const claims = new Claims(request);
-  if (running >= MAX_IN_FLIGHT) {
-    return await inFlight(() => reserveOne(sockets, request, claims));
-  }
-  // inFlight's common case, inlined: a slot is free.
-  running++;
-  try {
-    return await reserveOne(sockets, request, claims);
-  } finally {
-    nextInFlight();
-  }
+  return await inFlight(() => reserveOne(sockets, request, claims));
 }
 
 /**
@@ -807,10 +798,7 @@ async function listenCovering(
   const covered = host.kind === "wildcard"
     ? wildcardTargets(host.address, await listInterfaces(sockets, host))
     : [];
-  if (
-    host.kind === "address" && request.quick === undefined &&
-    !unicast(host.address)
-  ) {
+  if (host.kind === "address" && !unicast(host.address)) {
     throw new StepError("listen", "EADDRNOTAVAIL", host.address);
   }
   if (host.kind === "wildcard" && covered.length === 0) {
@@ -1349,15 +1337,11 @@ async function inFlight<T>(reservation: () => Promise<T>): Promise<T> {
   try {
     return await reservation();
   } finally {
-    nextInFlight();
+    // The slot passes straight to the next waiter, if any.
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
   }
-}
-
-/** Frees a slot: it passes straight to the next waiter, if any. */
-function nextInFlight(): void {
-  const next = waiting.shift();
-  if (next) next();
-  else running--;
 }
 let running = 0;
 const waiting: (() => void)[] = [];
@@ -1698,20 +1682,23 @@ function testHooks(): TestHooks {
 }
 
 const pickedSockets: Partial<Record<RuntimeName, Promise<Sockets>>> = {};
+/** The adapters loaded: a call then reaches its listen in the same run. */
 const readySocketsByName: Partial<Record<RuntimeName, Sockets>> = {};
 
 function readySockets(): Sockets | undefined {
-  const scope = globalThis as Scope;
-  const name = testHooks().backend ??
+  return readySocketsByName[socketsName(globalThis as Scope)];
+}
+
+/** Deno, then Bun (both also have `process`), then Node, or the test's. */
+function socketsName(scope: Scope): RuntimeName {
+  return testHooks().backend ??
     (scope.Deno ? "deno" : scope.Bun ? "bun" : "node");
-  return readySocketsByName[name];
 }
 
 /** The runtime's adapter: Deno, then Bun (both also have `process`), Node. */
 function pickSockets(): Promise<Sockets> {
   const scope = globalThis as Scope;
-  const name = testHooks().backend ??
-    (scope.Deno ? "deno" : scope.Bun ? "bun" : "node");
+  const name = socketsName(scope);
   return pickedSockets[name] ??= loadSockets(name, scope).then(
     (sockets) => readySocketsByName[name] = sockets,
     (error) => {
@@ -2332,12 +2319,10 @@ function nodeSockets(net: NodeNet): Sockets {
   return {
     requireNet: ignore,
     interfaceAddresses,
-    listen(hostname, port): Promise<Listener> {
-      if (isAddress(hostname)) return nodeListen(net, hostname, hostname, port);
-      return lookup(hostname).then((address) =>
+    listen: (hostname, port) =>
+      listenAddress(hostname).then((address) =>
         nodeListen(net, hostname, address, port)
-      );
-    },
+      ),
     connect: (address, port, deadline) =>
       nodeConnect(net, address, port, deadline),
     descriptorsExhausted: probeDescriptors,
