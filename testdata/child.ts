@@ -135,7 +135,8 @@ async function run(mode: string, arg: string): Promise<unknown> {
     const { idleMs, clockBackMs } = JSON.parse(extra);
     if (idleMs !== undefined) {
       // The shared deadline timer outlives this one's hand-off, and fires.
-      await reserve();
+      // (In a namespace: a port the fault tests' drop rules leave alone.)
+      await reserve({ port: 4000 });
       await new Promise((resolve) => setTimeout(resolve, idleMs));
     }
     if (clockBackMs !== undefined) {
