@@ -269,11 +269,27 @@ export async function hold(options: ReserveOptions = {}): Promise<Reservation> {
   const request = readOptions(options, "port");
   const sockets = readySockets() ?? await pickSockets();
   const claims = new Claims(request);
-  const claim = await inFlight(async () =>
-    quickClaim(sockets, request, claims) ??
-      await claimPort(sockets, request, claims)
-  );
-  return new HeldPort(sockets, request, claim);
+  return await inFlight(async () => {
+    const quick = await quickClaim(sockets, request, claims, true);
+    if (quick) {
+      return new HeldPort(
+        request,
+        quick.port,
+        () =>
+          new Promise<number>((resolve, reject) => {
+            quick.handOver(resolve, reject, false);
+          }).catch((error) => {
+            throw userError(error, request, quick.port);
+          }),
+      );
+    }
+    const claim = await claimPort(sockets, request, claims);
+    return new HeldPort(
+      request,
+      claim.port,
+      heldHandOver(sockets, request, claim),
+    );
+  });
 }
 
 /**
@@ -690,15 +706,23 @@ function reserveOne(
   request: ReserveRequest,
   claims: Claims,
 ): Promise<number> {
-  if (request.quick !== undefined && sockets.reserveQuick) {
-    return sockets.reserveQuick(request.quick, claims.taken).then(
-      (port) => port ?? claimAndHandOver(sockets, request, claims),
-      (error) => {
-        throw userError(error, request, 0);
-      },
-    );
+  const { quick } = request;
+  if (quick === undefined || !sockets.quick) {
+    return claimAndHandOver(sockets, request, claims);
   }
-  return claimAndHandOver(sockets, request, claims);
+  return new Promise<number | undefined>((resolve, reject) => {
+    // Listened in this synchronous run (Deno, Bun), it connects in it too,
+    // where nothing can revoke the permission its listen was granted.
+    sockets.quick!(quick, claims.taken, false, (claim) => {
+      if (claim) claim.handOver(resolve, reject, true);
+      else resolve(undefined);
+    });
+  }).then(
+    (port) => port ?? claimAndHandOver(sockets, request, claims),
+    (error) => {
+      throw userError(error, request, 0);
+    },
+  );
 }
 
 function claimAndHandOver(
@@ -713,34 +737,22 @@ function claimAndHandOver(
 
 /**
  * The common case at the runtime's own cost: a quick request (one address, a
- * port the kernel chooses, nothing excluded) where the runtime listens at
- * once (Deno, Bun). The hand-off then connects in the same synchronous run,
- * where nothing else can revoke Deno's permission, so that one query covers
- * both. Undefined where it does not apply, where the listen failed, or for a
- * port this call already has: claimPort then does it all, and says why it
- * failed.
+ * port the kernel chooses, nothing excluded), claimed on the runtime's own
+ * sockets (Sockets.quick). Undefined where it does not apply, where the
+ * listen failed, or for a port this call already has: claimPort then does it
+ * all, and says why it failed.
  */
 function quickClaim(
   sockets: Sockets,
   request: ReserveRequest,
   claims: Claims,
-): Claim | undefined {
-  if (request.quick === undefined || !sockets.listenNow) return undefined;
-  const listener = sockets.listenNow(request.quick, 0);
-  if (!listener) return undefined;
-  if (claims.taken.has(listener.port)) {
-    // Closed unused, it leaves no TIME_WAIT: claimPort draws past it.
-    void listener.close();
-    return undefined;
-  }
-  claims.taken.add(listener.port);
-  return {
-    port: listener.port,
-    listeners: [listener],
-    targets: [[
-      listener.address,
-    ]],
-  };
+  holding: boolean,
+): Promise<QuickClaim | undefined> | undefined {
+  const { quick } = request;
+  if (quick === undefined || !sockets.quick) return undefined;
+  return new Promise((listened) => {
+    sockets.quick!(quick, claims.taken, holding, listened);
+  });
 }
 
 /**
@@ -852,22 +864,18 @@ async function listenCovering(
 
 /**
  * Leaves the claimed port in TIME_WAIT on every address, and closes it;
- * the port. `asked`: the claim's listen asked for the permission in the
- * caller's synchronous run (quickClaim), which the first connect is still in.
+ * the port.
  */
 async function handOver(
   sockets: Sockets,
   request: ReserveRequest,
   claim: Claim,
-  asked = false,
 ): Promise<number> {
   try {
     const { listeners, targets } = claim;
     for (let i = 0; i < listeners.length; i++) {
       for (let j = 0; j < targets[i].length; j++) {
-        // `asked` holds for the first connect alone, made in the caller's run.
-        await handOff(sockets, listeners[i], targets[i][j], asked);
-        asked = false;
+        await handOff(sockets, listeners[i], targets[i][j]);
       }
     }
   } catch (error) {
@@ -974,18 +982,16 @@ function wildcardTargets(
  * puts it in TIME_WAIT; close it. A reset or a lost packet anywhere is an
  * error. The accepted side keeps its descriptor until then, so it is never
  * an orphan that net.ipv4.tcp_fin_timeout could drop while the process stalls.
- * `asked`: see handOver.
  */
 function handOff(
   sockets: Sockets,
   listener: Listener,
   address: string,
-  asked: boolean,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const handOff = new ListenerHandOff(sockets, listener, address);
     handOff.settled = (error) => error ? reject(error) : resolve();
-    handOff.connect(asked);
+    handOff.connect();
   });
 }
 
@@ -1155,7 +1161,7 @@ class ListenerHandOff extends HandOffSteps<Connection> {
     this.#sockets = sockets;
     this.#listener = listener;
   }
-  connect(asked: boolean): void {
+  connect(): void {
     this.start();
     let connecting;
     try {
@@ -1163,7 +1169,6 @@ class ListenerHandOff extends HandOffSteps<Connection> {
         this.address,
         this.#listener.port,
         this,
-        asked,
       );
     } catch (error) {
       return this.failed(error);
@@ -1289,25 +1294,37 @@ function startTimer(ms: number): SweepTimer {
 class HeldPort implements Reservation {
   readonly hostname: string;
   readonly port: number;
-  #release: () => Promise<unknown>;
+  #handOver: () => Promise<number>;
   #released: Promise<void> | undefined;
-  constructor(sockets: Sockets, request: ReserveRequest, claim: Claim) {
+  constructor(
+    request: ReserveRequest,
+    port: number,
+    handOver: () => Promise<number>,
+  ) {
     this.hostname = request.label;
-    this.port = claim.port;
-    const listeners = claim.listeners.map((l) => new HeldListener(l));
-    this.#release = () =>
-      inFlight(() => {
-        for (const listener of listeners) listener.handingOver();
-        return handOver(sockets, request, { ...claim, listeners });
-      });
+    this.port = port;
+    this.#handOver = handOver;
   }
   release(): Promise<void> {
     if (this.#released) return this.#released.then(ignore, ignore);
-    return this.#released = this.#release().then(ignore);
+    return this.#released = inFlight(this.#handOver).then(ignore);
   }
   [Symbol.asyncDispose](): Promise<void> {
     return this.release();
   }
+}
+
+/** Holds a claim's listeners (HeldListener); its hand-over, for release(). */
+function heldHandOver(
+  sockets: Sockets,
+  request: ReserveRequest,
+  claim: Claim,
+): () => Promise<number> {
+  const listeners = claim.listeners.map((l) => new HeldListener(l));
+  return () => {
+    for (const listener of listeners) listener.handingOver();
+    return handOver(sockets, request, { ...claim, listeners });
+  };
 }
 
 /**
@@ -1743,35 +1760,43 @@ interface Sockets {
   /** Every address of this machine's network interfaces. */
   interfaceAddresses(): Promise<string[]>;
   listen(hostname: string, port: number): Promise<Listener>;
-  /**
-   * Listens at once on an address, where the runtime can (Deno, Bun);
-   * undefined if that failed: listen() then says why.
-   */
-  listenNow?(address: string, port: number): Listener | undefined;
-  /**
-   * Connects; the deadline's expiry closes a connect still pending. `asked`:
-   * the permission for `address` was granted in this same synchronous run
-   * (Deno), so that nothing can have revoked it since.
-   */
+  /** Connects; the deadline's expiry closes a connect still pending. */
   connect(
     address: string,
     port: number,
     deadline: ConnectDeadline,
-    asked?: boolean,
   ): Promise<Connection>;
   /** The error that says descriptors ran out, if they have, else undefined. */
   descriptorsExhausted(): Promise<unknown>;
   /**
-   * A quick request's whole reservation (one address, a port the kernel
-   * chooses, nothing excluded: see reserveOne), on the runtime's own sockets
-   * at the runtime's own cost; adds the port to `taken`. Undefined where the
-   * listen failed, or gave a port in `taken`: claimPort then does it all,
-   * and says why it failed. Rejects with a StepError.
+   * Claims a quick request's port (see quickClaim) on the runtime's own
+   * sockets, at the runtime's own cost: `listened` gets the claim, listening
+   * with its port added to `taken`, or undefined where the listen failed or
+   * gave a port in `taken`. At once where the runtime listens at once (Deno,
+   * Bun). `holding`: until its hand-over, connections to it are closed at
+   * once, as hold() wants.
    */
-  reserveQuick?(
+  quick?(
     address: string,
     taken: Set<number>,
-  ): Promise<number | undefined>;
+    holding: boolean,
+    listened: (claim: QuickClaim | undefined) => void,
+  ): void;
+}
+
+/** A port a quick request claimed, listening, not yet handed over. */
+interface QuickClaim {
+  port: number;
+  /**
+   * Leaves the port in TIME_WAIT, and closes it: `resolve` gets the port,
+   * `reject` a StepError. `asked`: the claim was made in this synchronous
+   * run, so that the permission its listen was granted still holds (Deno).
+   */
+  handOver(
+    resolve: (port: number) => void,
+    reject: (error: unknown) => void,
+    asked: boolean,
+  ): void;
 }
 
 type RuntimeName = "deno" | "bun" | "node";
@@ -1998,9 +2023,9 @@ interface DenoRuntime {
 function denoSockets(deno: DenoRuntime): Sockets {
   // Asked again at each listen and connect, though listenCovering asked for
   // every address at first: code in between may revoke a permission, and
-  // Deno would then prompt. Only quickClaim's listen and the connect that
+  // Deno would then prompt. Only a quick claim's listen and the connect that
   // follows it in the same synchronous run, where no other code can run,
-  // share one answer (`asked`).
+  // share one answer (QuickClaim's `asked`).
   const requireNet = (hosts: string[]): void => denoRequireNet(deno, hosts);
   return {
     requireNet,
@@ -2017,16 +2042,8 @@ function denoSockets(deno: DenoRuntime): Sockets {
       requireNet([hostname]);
       return Promise.resolve(denoListen(deno, hostname, port));
     },
-    listenNow(address, port): Listener | undefined {
-      try {
-        requireNet([address]);
-        return denoListen(deno, address, port);
-      } catch {
-        return undefined;
-      }
-    },
-    connect(address, port, deadline, asked): Promise<Connection> {
-      if (!asked) requireNet([address]);
+    connect(address, port, deadline): Promise<Connection> {
+      requireNet([address]);
       const signal = deadline.signal;
       return deno.connect({ hostname: address, port, signal }).then(
         (conn) => new DenoConnection(conn),
@@ -2037,26 +2054,21 @@ function denoSockets(deno: DenoRuntime): Sockets {
     },
     // Deno reports EMFILE from accept itself.
     descriptorsExhausted: noExhaustion,
-    reserveQuick(address, taken): Promise<number | undefined> {
+    quick(address, taken, holding, listened): void {
       let listener;
       try {
         requireNet([address]);
         listener = deno.listen({ hostname: address, port: 0 });
       } catch {
-        return Promise.resolve(undefined);
+        return listened(undefined);
       }
-      const { port } = listener.addr;
-      if (taken.has(port)) {
+      if (taken.has(listener.addr.port)) {
         // Closed unused, it leaves no TIME_WAIT: claimPort draws past it.
         listener.close();
-        return Promise.resolve(undefined);
+        return listened(undefined);
       }
-      taken.add(port);
-      // The connect follows in this synchronous run, where nothing can have
-      // revoked the permission the listen was granted: no second query.
-      return new Promise((resolve, reject) => {
-        new DenoQuick(deno, address, listener).connect(resolve, reject);
-      });
+      taken.add(listener.addr.port);
+      listened(new DenoQuick(deno, address, listener, holding));
     },
   };
 }
@@ -2067,30 +2079,59 @@ function noExhaustion(): Promise<unknown> {
 
 type DenoListener = ReturnType<DenoRuntime["listen"]>;
 
-/** A quick reservation over Deno's own sockets (Sockets.reserveQuick). */
-class DenoQuick extends HandOffSteps<DenoConn> {
+/** A quick claim over Deno's own sockets (Sockets.quick). */
+class DenoQuick extends HandOffSteps<DenoConn> implements QuickClaim {
+  readonly port: number;
   #deno: DenoRuntime;
   #listener: DenoListener;
-  /** The accept not yet settled, if any. */
+  /** Held: every connection accepted is closed at once. */
+  #holding: boolean;
+  /** The accept not yet settled, if any: the listener's close waits for it. */
   #accepting: Promise<void> | undefined;
-  constructor(deno: DenoRuntime, address: string, listener: DenoListener) {
+  /** Accepted after the hold, before the hand-off asked. */
+  #ready: DenoConn[] = [];
+  #wanted = false;
+  /** A failed accept no one was waiting for: the next one asked hears it. */
+  #unheard: StepError | undefined;
+  /** The next try after a failed accept while held. */
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  constructor(
+    deno: DenoRuntime,
+    address: string,
+    listener: DenoListener,
+    holding: boolean,
+  ) {
     super(address, noExhaustion);
     this.#deno = deno;
     this.#listener = listener;
+    this.port = listener.addr.port;
+    this.#holding = holding;
+    if (holding) this.#accept();
   }
-  connect(
+  handOver(
     resolve: (port: number) => void,
     reject: (error: unknown) => void,
+    asked: boolean,
   ): void {
-    const { address } = this;
-    const port = this.#listener.addr.port;
+    this.#holding = false;
+    // Deno's timers cost its start 6 ms at a first use: none if none ran.
+    if (this.#retry !== undefined) clearTimeout(this.#retry);
     this.settled = (error) => {
       this.#listener.close();
+      for (const connection of this.#ready.splice(0)) this.close(connection);
       // Deno frees the listener's socket once its pending accept settles.
-      const settle = () => error ? reject(error) : resolve(port);
+      const settle = () => error ? reject(error) : resolve(this.port);
       if (this.#accepting) this.#accepting.then(settle);
       else settle();
     };
+    const { address, port } = this;
+    if (!asked) {
+      try {
+        denoRequireNet(this.#deno, [address]);
+      } catch (error) {
+        return this.failed(error);
+      }
+    }
     this.start();
     this.#deno.connect({ hostname: address, port, signal: this.signal }).then(
       (client) => this.connected(client),
@@ -2106,14 +2147,42 @@ class DenoQuick extends HandOffSteps<DenoConn> {
       unmapped(remote.hostname) === unmapped(local.hostname);
   }
   protected acceptNext(): void {
+    const ready = this.#ready.shift();
+    if (ready) return this.offered(ready);
+    const unheard = this.#unheard;
+    this.#unheard = undefined;
+    if (unheard) return this.acceptFailed(unheard);
+    this.#wanted = true;
+    if (!this.#accepting) this.#accept();
+  }
+  #accept(): void {
     this.#accepting = this.#listener.accept().then((connection) => {
       this.#accepting = undefined;
-      this.offered(connection);
+      if (this.#holding || this.done) {
+        this.close(connection);
+        if (this.#holding) this.#accept();
+      } else if (this.#wanted) {
+        this.#wanted = false;
+        this.offered(connection);
+      } else this.#ready.push(connection);
     }, (error) => {
       this.#accepting = undefined;
-      this.acceptFailed(
-        new StepError("accept", denoCode(error), this.address, error),
+      const failure = new StepError(
+        "accept",
+        denoCode(error),
+        this.address,
+        error,
       );
+      if (this.#holding) {
+        // Held, one reset while it waited is skipped, and a failed accept
+        // (descriptors out) is tried again shortly, so that connections keep
+        // being closed once they are back.
+        if (failure.code === "ECONNABORTED") return this.#accept();
+        this.#retry = setTimeout(() => this.#accept(), RETRY_MS);
+      } else if (this.#wanted) {
+        this.#wanted = false;
+        this.acceptFailed(failure);
+      } else this.#unheard ??= failure;
     });
   }
   protected closeWrite(accepted: DenoConn): void {
@@ -2124,7 +2193,11 @@ class DenoQuick extends HandOffSteps<DenoConn> {
     this.#readToEnd(accepted, false);
   }
   protected close(connection: DenoConn): void {
-    connection.close();
+    try {
+      connection.close();
+    } catch {
+      // Closed already: nothing is left open.
+    }
   }
   /** Reads (nothing is ever written) until the peer's FIN, or a reset. */
   #readToEnd(connection: DenoConn, client: boolean): void {
@@ -2290,13 +2363,6 @@ function bunSockets(bun: BunRuntime): Sockets {
         throw await listenFailure(error, hostname);
       }
     },
-    listenNow(address, port): Listener | undefined {
-      try {
-        return bunListen(bun, address, port);
-      } catch {
-        return undefined;
-      }
-    },
     // A pending Bun.connect cannot be cancelled (Bun's node:net client could
     // be, but loading it costs 10 ms at every start): one that outlives the
     // deadline is closed if it ever connects, else the kernel gives up on it.
@@ -2320,27 +2386,29 @@ function bunSockets(bun: BunRuntime): Sockets {
       });
     },
     descriptorsExhausted: probeDescriptors,
-    reserveQuick(address, taken): Promise<number | undefined> {
-      const quick = new BunQuick(bun, address);
-      if (!quick.listen(taken)) return Promise.resolve(undefined);
-      return new Promise((resolve, reject) => quick.connect(resolve, reject));
+    quick(address, taken, holding, listened): void {
+      const quick = new BunQuick(bun, address, holding);
+      listened(quick.listen(taken) ? quick : undefined);
     },
   };
 }
 
-/** A quick reservation over Bun's own sockets (Sockets.reserveQuick). */
-class BunQuick extends HandOffSteps<BunSocket> {
+/** A quick claim over Bun's own sockets (Sockets.quick). */
+class BunQuick extends HandOffSteps<BunSocket> implements QuickClaim {
   port = 0;
   #bun: BunRuntime;
+  /** Held: every connection accepted is closed at once. */
+  #holding: boolean;
   #listener: ReturnType<BunRuntime["listen"]> | undefined;
   /** Accepted connections not yet asked for. */
   #ready: BunSocket[] = [];
   #wanted = false;
   /** The accepted side half-closed: its clean close is the client's FIN. */
   #halfClosed = false;
-  constructor(bun: BunRuntime, address: string) {
+  constructor(bun: BunRuntime, address: string, holding: boolean) {
     super(address, probeDescriptors);
     this.#bun = bun;
+    this.#holding = holding;
   }
   /** Whether it listens: else claimPort says why it failed. */
   listen(taken: Set<number>): boolean {
@@ -2371,10 +2439,11 @@ class BunQuick extends HandOffSteps<BunSocket> {
   // A pending Bun.connect cannot be cancelled (Bun's node:net client could
   // be, but loading it costs 10 ms at every start): one that outlives the
   // deadline is closed if it ever connects, else the kernel gives up on it.
-  connect(
+  handOver(
     resolve: (port: number) => void,
     reject: (error: unknown) => void,
   ): void {
+    this.#holding = false;
     this.settled = (error) => {
       for (const socket of this.#ready.splice(0)) socket.end();
       this.#listener!.stop(true);
@@ -2406,7 +2475,7 @@ class BunQuick extends HandOffSteps<BunSocket> {
     });
   }
   #arrived(socket: BunSocket): void {
-    if (this.done) return socket.end();
+    if (this.done || this.#holding) return socket.end();
     if (!this.#wanted) return void this.#ready.push(socket);
     this.#wanted = false;
     this.offered(socket);
@@ -2671,55 +2740,64 @@ function nodeSockets(net: NodeNet): Sockets {
     connect: (address, port, deadline) =>
       nodeConnect(net, address, port, deadline),
     descriptorsExhausted: probeDescriptors,
-    reserveQuick: (address, taken) =>
-      new Promise((resolve, reject) => {
-        new NodeQuick(net, address).listen(taken, resolve, reject);
-      }),
+    quick: (address, taken, holding, listened) =>
+      new NodeQuick(net, address, holding).listen(taken, listened),
   };
 }
 
-/** A quick reservation over node:net's own sockets (Sockets.reserveQuick). */
-class NodeQuick extends HandOffSteps<NodeSocket> {
+/** A quick claim over node:net's own sockets (Sockets.quick). */
+class NodeQuick extends HandOffSteps<NodeSocket> implements QuickClaim {
   port = 0;
   #net: NodeNet;
+  /** Held: every connection accepted is closed at once. */
+  #holding: boolean;
   #server: ReturnType<NodeNet["createServer"]>;
   /** The client from its connect on: closed however it ends. */
   #socket: NodeSocket | undefined;
   /** Accepted connections not yet asked for. */
   #ready: NodeSocket[] = [];
   #wanted = false;
-  constructor(net: NodeNet, address: string) {
+  constructor(net: NodeNet, address: string, holding: boolean) {
     super(address, probeDescriptors);
     this.#net = net;
+    this.#holding = holding;
     // Half-open allowed: Node would end a socket itself on the peer's FIN.
     this.#server = net.createServer(
       { allowHalfOpen: true },
       (socket) => this.#arrived(socket),
     );
   }
-  /** Undefined where the listen failed: claimPort then says why. */
+  /** `listened` gets it once it listens; undefined if the listen failed. */
   listen(
     taken: Set<number>,
-    resolve: (port: number | undefined) => void,
-    reject: (error: unknown) => void,
+    listened: (claim: QuickClaim | undefined) => void,
   ): void {
     const server = this.#server;
     server.on("error", (error) => {
-      // After listening, an error is a failed accept (EMFILE).
-      if (this.port === 0) return resolve(undefined);
+      if (this.port === 0) return listened(undefined);
+      // After listening, an error is a failed accept (EMFILE): while held,
+      // Node goes on accepting, and closing, once descriptors are back.
+      if (this.#holding) return;
       this.acceptFailed(
         new StepError("accept", nodeCode(error), this.address, error),
       );
     });
     server.listen({ host: this.address, port: 0 }, () => {
       const { port } = server.address() as { port: number };
-      if (taken.has(port)) return server.close(() => resolve(undefined));
+      if (taken.has(port)) return server.close(() => listened(undefined));
       taken.add(port);
       this.port = port;
-      this.settled = (error) => this.#closed(error, resolve, reject);
-      this.start();
-      this.#connect();
+      listened(this);
     });
+  }
+  handOver(
+    resolve: (port: number) => void,
+    reject: (error: unknown) => void,
+  ): void {
+    this.#holding = false;
+    this.settled = (error) => this.#closed(error, resolve, reject);
+    this.start();
+    this.#connect();
   }
   #connect(): void {
     // Half-open allowed: Node would close the socket itself on the FIN, and
@@ -2733,7 +2811,7 @@ class NodeQuick extends HandOffSteps<NodeSocket> {
     this.#watch(socket);
   }
   #arrived(socket: NodeSocket): void {
-    if (this.done) return void socket.destroy();
+    if (this.done || this.#holding) return void socket.destroy();
     // The peer's address, read (and kept by Node) while surely open.
     void socket.remotePort;
     this.#watch(socket);

@@ -1229,7 +1229,9 @@ test(
     // the release asked for that accept before its connect was in, and the
     // failure once went unhandled and killed the process.
     for (let i = 0; i < 8; i++) {
-      const reservation = await hold();
+      // A kernel-chosen port (the quick claim), then a named one in turn.
+      const reservation =
+        await (i % 2 ? hold({ port: await reserve() }) : hold());
       const poller = run(
         "python3",
         [POLLER, String(reservation.port), "0.5", "reset"],
