@@ -108,8 +108,9 @@ export interface Reservation extends AsyncDisposable {
   /**
    * Hands the port over: leaves it in TIME_WAIT and stops listening, so that
    * from here on it is as after {@linkcode reserve}, and a server can bind it.
-   * Releasing again does nothing. `await using` releases at the end of the
-   * scope.
+   * Releasing again does nothing: it resolves once the first release has
+   * settled, and only the first reports a failure. `await using` releases at
+   * the end of the scope.
    *
    * @throws {Error} As {@linkcode reserve} does for a reset or a timeout; the
    * port is then let go without a TIME_WAIT.
@@ -1008,8 +1009,11 @@ function handOff(
  * done.
  */
 abstract class HandOffSteps<C> implements ConnectDeadline {
-  /** When the time is up, on the monotonic clock (`monotonicNow`). */
-  readonly expiresAt: number = monotonicNow() + STEP_TIMEOUT_MS;
+  /**
+   * When the time is up, on the monotonic clock (`monotonicNow`): set by
+   * start(), as a held port's claim is made long before its hand-off.
+   */
+  expiresAt = Infinity;
   step: Step = "connect";
   readonly address: string;
   /** Once done or failed: called once, with the error if it failed. */
@@ -1055,6 +1059,7 @@ abstract class HandOffSteps<C> implements ConnectDeadline {
   }
   /** Starts the deadline: the connect is next. */
   start(): void {
+    this.expiresAt = monotonicNow() + STEP_TIMEOUT_MS;
     watch(this);
   }
   /** Called by the shared timer once the time is up. */
@@ -1099,10 +1104,18 @@ abstract class HandOffSteps<C> implements ConnectDeadline {
     if (gone && !this.done) this.acceptNext();
     else this.failed(error);
   }
-  /** The client saw the accepted side's FIN: it closes in turn. */
+  /**
+   * The client saw the accepted side's FIN: it closes in turn. Before its
+   * connection was accepted, the FIN is not ours: out of descriptors, libuv
+   * (Node) accepts and closes a connection to make room, without a word.
+   */
   clientEnded(): void {
     this.#clientEnded = true;
     if (this.step === "end-of-stream") this.#closeClient();
+    else if (this.step === "accept") {
+      const cause = new Error("the listener closed the connection unaccepted");
+      this.failed(new StepError("accept", undefined, this.address, cause));
+    }
   }
   acceptedEnded(): void {
     this.#acceptedEnded = true;

@@ -1172,6 +1172,33 @@ test(
 );
 
 test(
+  "a port held past the step's bound still has the whole bound for its release",
+  { timeout: SLOW, skip: LINUX_ONLY || QUICK },
+  async () => {
+    // The deadline starts with the hand-off, not with hold(). Held 2.5 s, the
+    // releases start just before the shared timer (started by a reservation
+    // in between) fires, and take 400 ms of blocked event loop: the timer
+    // fires during them, and must find their deadlines far off. A
+    // kernel-chosen port (the quick claim) and a named one.
+    const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+    const reservations = await Promise.all([
+      hold(),
+      hold({ port: await reserve() }),
+    ]);
+    await sleep(2500);
+    await reserve();
+    await sleep(1800);
+    const released = reservations.map((held) => held.release());
+    const start = performance.now();
+    while (performance.now() - start < 400); // a GC pause, a busy loop
+    await Promise.all(released);
+    for (const { port } of reservations) {
+      await assertTimeWait("127.0.0.1", port);
+    }
+  },
+);
+
+test(
   "a client connecting to a held port is closed at once and never passes for the hand-off's own",
   { timeout: SLOW, skip: LINUX_ONLY || QUICK },
   async () => {
