@@ -1107,14 +1107,17 @@ abstract class HandOffSteps<C> implements ConnectDeadline {
   /**
    * The client saw the accepted side's FIN: it closes in turn. Before its
    * connection was accepted, the FIN is not ours: out of descriptors, libuv
-   * (Node) accepts and closes a connection to make room, without a word.
+   * (Node) accepts and closes a connection to make room, without a word,
+   * and by the time a probe looks, descriptors may be back.
    */
   clientEnded(): void {
     this.#clientEnded = true;
     if (this.step === "end-of-stream") this.#closeClient();
     else if (this.step === "accept") {
-      const cause = new Error("the listener closed the connection unaccepted");
-      this.failed(new StepError("accept", undefined, this.address, cause));
+      const cause = new Error(
+        "the listener closed the connection without accepting it, as libuv does when descriptors run out",
+      );
+      this.failed(new StepError("accept", "EMFILE", this.address, cause));
     }
   }
   acceptedEnded(): void {
