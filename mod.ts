@@ -1114,10 +1114,7 @@ abstract class HandOffSteps<C> implements ConnectDeadline {
     this.#clientEnded = true;
     if (this.step === "end-of-stream") this.#closeClient();
     else if (this.step === "accept") {
-      const cause = new Error(
-        "the listener closed the connection without accepting it, as libuv does when descriptors run out",
-      );
-      this.failed(new StepError("accept", "EMFILE", this.address, cause));
+      this.failed(new StepError("accept", "UNACCEPTED", this.address));
     }
   }
   acceptedEnded(): void {
@@ -1134,7 +1131,7 @@ abstract class HandOffSteps<C> implements ConnectDeadline {
     const suspect = error instanceof StepError &&
       (error.step === "connect" || error.step === "accept") &&
       (error.code === "ETIMEDOUT" || error.code === "ECONNREFUSED" ||
-        error.code === undefined);
+        error.code === "UNACCEPTED" || error.code === undefined);
     if (!suspect) return this.#closeAll(error);
     const { step } = error as StepError;
     this.#exhausted().then((exhausted) => {
@@ -1514,6 +1511,7 @@ type Code =
   | "ENOTFOUND"
   | "EAI_AGAIN"
   | "EMFILE"
+  | "UNACCEPTED"
   | "ENFILE"
   | "ECONNRESET"
   | "ECONNREFUSED"
@@ -1589,6 +1587,8 @@ const MESSAGES: Record<Code, (context: Context) => string> = {
     "the hostname lookup failed for now (EAI_AGAIN): check the DNS resolver or pass an IP address",
   EMFILE: () =>
     "too many open files: close some, raise the limit (ulimit -n), or reserve fewer ports at once",
+  UNACCEPTED: () =>
+    "too many open files (the runtime closed its connection unaccepted, as libuv does to make room): close some, raise the limit (ulimit -n), or reserve fewer ports at once",
   ENFILE: () =>
     "the system ran out of file descriptors (ENFILE): close some or raise fs.file-max",
   ECONNRESET: ({ host }) =>
