@@ -990,9 +990,7 @@ function handOff(
   address: string,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const handOff = new ListenerHandOff(sockets, listener, address);
-    handOff.settled = (error) => error ? reject(error) : resolve();
-    handOff.connect();
+    new ListenerHandOff(sockets, listener, address, resolve, reject).connect();
   });
 }
 
@@ -1016,8 +1014,6 @@ abstract class HandOffSteps<C> implements ConnectDeadline {
   expiresAt = Infinity;
   step: Step = "connect";
   readonly address: string;
-  /** Once done or failed: called once, with the error if it failed. */
-  settled: (error?: unknown) => void = ignore;
   /** Done or failed: later events only close what they bring. */
   done = false;
   client: C | undefined;
@@ -1045,6 +1041,13 @@ abstract class HandOffSteps<C> implements ConnectDeadline {
    */
   protected abstract watchEnds(client: C, accepted: C): void;
   protected abstract close(connection: C): void;
+  /**
+   * Called once, when done (`error` undefined) or failed, its connections
+   * closed: closes the rest, and says so. A method, not a callback stored per
+   * hand-off: Deno's V8 kept each hand-off that had one (and all it refers
+   * to) through every young-generation collection until a full one.
+   */
+  protected abstract settle(error: unknown): void;
   /** Aborted when the time is up; made only for a connect that asks. */
   get signal(): AbortSignal {
     this.#controller ??= new AbortController();
@@ -1161,7 +1164,7 @@ abstract class HandOffSteps<C> implements ConnectDeadline {
     this.#abort = undefined;
     if (this.accepted) this.close(this.accepted);
     if (this.client) this.close(this.client);
-    this.settled(error);
+    this.settle(error);
   }
 }
 
@@ -1169,10 +1172,24 @@ abstract class HandOffSteps<C> implements ConnectDeadline {
 class ListenerHandOff extends HandOffSteps<Connection> {
   #sockets: Sockets;
   #listener: Listener;
-  constructor(sockets: Sockets, listener: Listener, address: string) {
+  #resolve: () => void;
+  #reject: (error: unknown) => void;
+  constructor(
+    sockets: Sockets,
+    listener: Listener,
+    address: string,
+    resolve: () => void,
+    reject: (error: unknown) => void,
+  ) {
     super(address, sockets.descriptorsExhausted);
     this.#sockets = sockets;
     this.#listener = listener;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+  protected settle(error: unknown): void {
+    if (error) this.#reject(error);
+    else this.#resolve();
   }
   connect(): void {
     this.start();
@@ -1354,6 +1371,8 @@ class HeldListener implements Listener {
   #queue = new AcceptQueue();
   #holding = true;
   #closed = false;
+  /** The hand-off asked for a connection: its connect is in. */
+  #asked = false;
   /** The pending accept, if any: settled once the listener is closed. */
   #accepting: Promise<void> | undefined;
   /** The next try after a failed accept while held. */
@@ -1367,8 +1386,10 @@ class HeldListener implements Listener {
   handingOver(): void {
     this.#holding = false;
     this.#stopRetry();
+    if (!this.#accepting) this.#acceptNext();
   }
   accept(): Promise<Connection> {
+    this.#asked = true;
     const next = this.#queue.next();
     if (!this.#holding && !this.#accepting && this.#queue.waiters > 0) {
       this.#acceptNext();
@@ -1397,15 +1418,21 @@ class HeldListener implements Listener {
         return this.#acceptNext();
       }
       this.#queue.push(connection);
-      if (this.#queue.waiters > 0) this.#acceptNext();
+      // Until the hand-off's connect is in, the queue is drained all the
+      // same, or a flood of foreign connections would fill the backlog, and
+      // the kernel drop the connect's SYN until the deadline.
+      if (this.#queue.waiters > 0 || !this.#asked) this.#acceptNext();
     }, (error) => {
       this.#accepting = undefined;
       // After handingOver() the hand-off hears of it (and accepts again if
       // the connection was only aborted). While held, an aborted one is
       // skipped, and a failed accept (descriptors out) is tried again
       // shortly, so that connections keep being closed once they are back.
-      if (!this.#holding) return this.#queue.fail(error);
       const gone = error instanceof StepError && error.code === "ECONNABORTED";
+      // Before the hand-off asked, an aborted one is skipped as it would.
+      if (!this.#holding && !(gone && !this.#asked && !this.#closed)) {
+        return this.#queue.fail(error);
+      }
       if (gone) return this.#acceptNext();
       if (!this.#closed) {
         this.#retry = setTimeout(() => this.#acceptNext(), RETRY_MS);
@@ -2111,6 +2138,8 @@ class DenoQuick extends HandOffSteps<DenoConn> implements QuickClaim {
   #unheard: StepError | undefined;
   /** The next try after a failed accept while held. */
   #retry: ReturnType<typeof setTimeout> | undefined;
+  #resolve: (port: number) => void = ignore;
+  #reject: (error: unknown) => void = ignore;
   constructor(
     deno: DenoRuntime,
     address: string,
@@ -2132,14 +2161,8 @@ class DenoQuick extends HandOffSteps<DenoConn> implements QuickClaim {
     this.#holding = false;
     // Deno's timers cost its start 6 ms at a first use: none if none ran.
     if (this.#retry !== undefined) clearTimeout(this.#retry);
-    this.settled = (error) => {
-      this.#listener.close();
-      for (const connection of this.#ready.splice(0)) this.close(connection);
-      // Deno frees the listener's socket once its pending accept settles.
-      const settle = () => error ? reject(error) : resolve(this.port);
-      if (this.#accepting) this.#accepting.then(settle);
-      else settle();
-    };
+    this.#resolve = resolve;
+    this.#reject = reject;
     const { address, port } = this;
     if (!asked) {
       try {
@@ -2155,6 +2178,17 @@ class DenoQuick extends HandOffSteps<DenoConn> implements QuickClaim {
         this.failed(new StepError("connect", denoCode(error), address, error));
       },
     );
+  }
+  protected settle(error: unknown): void {
+    this.#listener.close();
+    for (const connection of this.#ready.splice(0)) this.close(connection);
+    // Deno frees the listener's socket once its pending accept settles.
+    if (this.#accepting) this.#accepting.then(() => this.#settled(error));
+    else this.#settled(error);
+  }
+  #settled(error: unknown): void {
+    if (error) this.#reject(error);
+    else this.#resolve(this.port);
   }
   protected isPeer(accepted: DenoConn, client: DenoConn): boolean {
     const remote = accepted.remoteAddr;
@@ -2180,7 +2214,13 @@ class DenoQuick extends HandOffSteps<DenoConn> implements QuickClaim {
       } else if (this.#wanted) {
         this.#wanted = false;
         this.offered(connection);
-      } else this.#ready.push(connection);
+      } else {
+        this.#ready.push(connection);
+        // Released, its connect pending: the queue is drained all the same,
+        // or a flood of foreign connections would fill the backlog, and the
+        // kernel drop the connect's SYN until the deadline.
+        if (this.step === "connect") this.#accept();
+      }
     }, (error) => {
       this.#accepting = undefined;
       const failure = new StepError(
@@ -2189,15 +2229,18 @@ class DenoQuick extends HandOffSteps<DenoConn> implements QuickClaim {
         this.address,
         error,
       );
+      const gone = failure.code === "ECONNABORTED";
       if (this.#holding) {
         // Held, one reset while it waited is skipped, and a failed accept
         // (descriptors out) is tried again shortly, so that connections keep
         // being closed once they are back.
-        if (failure.code === "ECONNABORTED") return this.#accept();
+        if (gone) return this.#accept();
         this.#retry = setTimeout(() => this.#accept(), RETRY_MS);
       } else if (this.#wanted) {
         this.#wanted = false;
         this.acceptFailed(failure);
+      } else if (gone && this.step === "connect" && !this.done) {
+        this.#accept(); // skipped, as acceptFailed() would, and drained on
       } else this.#unheard ??= failure;
     });
   }
@@ -2421,6 +2464,8 @@ class BunQuick extends HandOffSteps<BunSocket> implements QuickClaim {
   #wanted = false;
   /** The accepted side half-closed: its clean close is the client's FIN. */
   #halfClosed = false;
+  #resolve: (port: number) => void = ignore;
+  #reject: (error: unknown) => void = ignore;
   constructor(bun: BunRuntime, address: string, holding: boolean) {
     super(address, probeDescriptors);
     this.#bun = bun;
@@ -2460,12 +2505,8 @@ class BunQuick extends HandOffSteps<BunSocket> implements QuickClaim {
     reject: (error: unknown) => void,
   ): void {
     this.#holding = false;
-    this.settled = (error) => {
-      for (const socket of this.#ready.splice(0)) socket.end();
-      this.#listener!.stop(true);
-      if (error) reject(error);
-      else resolve(this.port);
-    };
+    this.#resolve = resolve;
+    this.#reject = reject;
     this.start();
     let open = false;
     const clientClosed = (error?: Error): void => {
@@ -2506,6 +2547,12 @@ class BunQuick extends HandOffSteps<BunSocket> implements QuickClaim {
     }
     if (!error && this.#halfClosed) this.acceptedEnded();
     else this.failed(resetError(this.address, error));
+  }
+  protected settle(error: unknown): void {
+    for (const socket of this.#ready.splice(0)) socket.end();
+    this.#listener!.stop(true);
+    if (error) this.#reject(error);
+    else this.#resolve(this.port);
   }
   protected isPeer(accepted: BunSocket, client: BunSocket): boolean {
     return accepted.remotePort === client.localPort &&
@@ -2773,6 +2820,8 @@ class NodeQuick extends HandOffSteps<NodeSocket> implements QuickClaim {
   /** Accepted connections not yet asked for. */
   #ready: NodeSocket[] = [];
   #wanted = false;
+  #resolve: (port: number) => void = ignore;
+  #reject: (error: unknown) => void = ignore;
   constructor(net: NodeNet, address: string, holding: boolean) {
     super(address, probeDescriptors);
     this.#net = net;
@@ -2811,7 +2860,8 @@ class NodeQuick extends HandOffSteps<NodeSocket> implements QuickClaim {
     reject: (error: unknown) => void,
   ): void {
     this.#holding = false;
-    this.settled = (error) => this.#closed(error, resolve, reject);
+    this.#resolve = resolve;
+    this.#reject = reject;
     this.start();
     this.#connect();
   }
@@ -2877,14 +2927,13 @@ class NodeQuick extends HandOffSteps<NodeSocket> implements QuickClaim {
     // destroy() closes gracefully (a FIN) when nothing is left unread.
     connection.destroy();
   }
-  #closed(
-    error: unknown,
-    resolve: (port: number) => void,
-    reject: (error: unknown) => void,
-  ): void {
+  protected settle(error: unknown): void {
     this.#socket?.destroy(); // a connect still pending
     for (const socket of this.#ready.splice(0)) socket.destroy();
-    this.#server.close(() => error ? reject(error) : resolve(this.port));
+    this.#server.close(() => {
+      if (error) this.#reject(error);
+      else this.#resolve(this.port);
+    });
   }
 }
 
