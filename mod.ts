@@ -1373,6 +1373,8 @@ class HeldListener implements Listener {
   #closed = false;
   /** The hand-off asked for a connection: its connect is in. */
   #asked = false;
+  /** Foreign clients connected while it was held (see DenoQuick's). */
+  #foreign = false;
   /** The pending accept, if any: settled once the listener is closed. */
   #accepting: Promise<void> | undefined;
   /** The next try after a failed accept while held. */
@@ -1386,7 +1388,7 @@ class HeldListener implements Listener {
   handingOver(): void {
     this.#holding = false;
     this.#stopRetry();
-    if (!this.#accepting) this.#acceptNext();
+    if (!this.#accepting && this.#foreign) this.#acceptNext();
   }
   accept(): Promise<Connection> {
     this.#asked = true;
@@ -1415,13 +1417,16 @@ class HeldListener implements Listener {
       this.#accepting = undefined;
       if (this.#holding) {
         connection.close();
+        this.#foreign = true;
         return this.#acceptNext();
       }
       this.#queue.push(connection);
-      // Until the hand-off's connect is in, the queue is drained all the
-      // same, or a flood of foreign connections would fill the backlog, and
-      // the kernel drop the connect's SYN until the deadline.
-      if (this.#queue.waiters > 0 || !this.#asked) this.#acceptNext();
+      // Until the hand-off's connect is in, on a port that foreign clients
+      // found while held, the queue is drained all the same (see DenoQuick's
+      // accept for why, and why not on others).
+      if (this.#queue.waiters > 0 || (!this.#asked && this.#foreign)) {
+        this.#acceptNext();
+      }
     }, (error) => {
       this.#accepting = undefined;
       // After handingOver() the hand-off hears of it (and accepts again if
@@ -1429,6 +1434,7 @@ class HeldListener implements Listener {
       // skipped, and a failed accept (descriptors out) is tried again
       // shortly, so that connections keep being closed once they are back.
       const gone = error instanceof StepError && error.code === "ECONNABORTED";
+      if (this.#holding) this.#foreign = true;
       // Before the hand-off asked, an aborted one is skipped as it would.
       if (!this.#holding && !(gone && !this.#asked && !this.#closed)) {
         return this.#queue.fail(error);
@@ -2136,6 +2142,8 @@ class DenoQuick extends HandOffSteps<DenoConn> implements QuickClaim {
   #wanted = false;
   /** A failed accept no one was waiting for: the next one asked hears it. */
   #unheard: StepError | undefined;
+  /** Foreign clients connected while it was held. */
+  #foreign = false;
   /** The next try after a failed accept while held. */
   #retry: ReturnType<typeof setTimeout> | undefined;
   #resolve: (port: number) => void = ignore;
@@ -2210,16 +2218,22 @@ class DenoQuick extends HandOffSteps<DenoConn> implements QuickClaim {
       this.#accepting = undefined;
       if (this.#holding || this.done) {
         this.close(connection);
-        if (this.#holding) this.#accept();
+        if (this.#holding) {
+          this.#foreign = true;
+          this.#accept();
+        }
       } else if (this.#wanted) {
         this.#wanted = false;
         this.offered(connection);
       } else {
         this.#ready.push(connection);
-        // Released, its connect pending: the queue is drained all the same,
-        // or a flood of foreign connections would fill the backlog, and the
-        // kernel drop the connect's SYN until the deadline.
-        if (this.step === "connect") this.#accept();
+        // Released, its connect pending, on a port that foreign clients
+        // found while held: the queue is drained all the same, or a flood
+        // would fill the backlog, and the kernel drop the connect's SYN until
+        // the deadline. Not on others: an accept left pending when the
+        // listener closes costs Deno a turn of its event loop, a third of a
+        // reservation.
+        if (this.step === "connect" && this.#foreign) this.#accept();
       }
     }, (error) => {
       this.#accepting = undefined;
@@ -2234,6 +2248,7 @@ class DenoQuick extends HandOffSteps<DenoConn> implements QuickClaim {
         // Held, one reset while it waited is skipped, and a failed accept
         // (descriptors out) is tried again shortly, so that connections keep
         // being closed once they are back.
+        this.#foreign = true;
         if (gone) return this.#accept();
         this.#retry = setTimeout(() => this.#accept(), RETRY_MS);
       } else if (this.#wanted) {
