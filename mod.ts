@@ -1227,6 +1227,64 @@ class ListenerHandOff extends HandOffSteps<Connection> {
   }
 }
 
+/**
+ * A quick claim's hand-off (Sockets.quick) over the runtime's own sockets:
+ * what the runtimes' claims share. Runtimes that accept by themselves (Node,
+ * Bun) hand each connection to arrived(); Deno pulls its accepts.
+ */
+abstract class QuickSteps<C> extends HandOffSteps<C> implements QuickClaim {
+  port = 0;
+  /** Held: every connection accepted is closed at once. */
+  protected holding: boolean;
+  /** Accepted connections not yet asked for. */
+  protected ready: C[] = [];
+  /** The hand-off asked for a connection, and none was ready. */
+  protected wanted = false;
+  #resolve: (port: number) => void = ignore;
+  #reject: (error: unknown) => void = ignore;
+  constructor(
+    address: string,
+    exhausted: () => Promise<unknown>,
+    holding: boolean,
+  ) {
+    super(address, exhausted);
+    this.holding = holding;
+  }
+  handOver(
+    resolve: (port: number) => void,
+    reject: (error: unknown) => void,
+    asked: boolean,
+  ): void {
+    this.holding = false;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.connect(asked);
+  }
+  /** Starts the deadline (start()) and the client's connect. */
+  protected abstract connect(asked: boolean): void;
+  /** Closes the listener, then calls `closed`. */
+  protected abstract closeListener(closed: () => void): void;
+  protected settle(error: unknown): void {
+    for (const connection of this.ready.splice(0)) this.close(connection);
+    this.closeListener(() => {
+      if (error) this.#reject(error);
+      else this.#resolve(this.port);
+    });
+  }
+  /** A connection the runtime accepted by itself (Node, Bun). */
+  protected arrived(connection: C): void {
+    if (this.done || this.holding) return this.close(connection);
+    if (!this.wanted) return void this.ready.push(connection);
+    this.wanted = false;
+    this.offered(connection);
+  }
+  protected acceptNext(): void {
+    const next = this.ready.shift();
+    if (next) this.offered(next);
+    else this.wanted = true;
+  }
+}
+
 /** An IPv4 address as itself, where a dual-stack socket maps it to IPv6. */
 function unmapped(address: string): string {
   return address[0] === ":" ? address.replace(/^::ffff:/i, "") : address;
@@ -2129,48 +2187,32 @@ function noExhaustion(): Promise<unknown> {
 type DenoListener = ReturnType<DenoRuntime["listen"]>;
 
 /** A quick claim over Deno's own sockets (Sockets.quick). */
-class DenoQuick extends HandOffSteps<DenoConn> implements QuickClaim {
-  readonly port: number;
+class DenoQuick extends QuickSteps<DenoConn> {
   #deno: DenoRuntime;
   #listener: DenoListener;
-  /** Held: every connection accepted is closed at once. */
-  #holding: boolean;
   /** The accept not yet settled, if any: the listener's close waits for it. */
   #accepting: Promise<void> | undefined;
-  /** Accepted after the hold, before the hand-off asked. */
-  #ready: DenoConn[] = [];
-  #wanted = false;
   /** A failed accept no one was waiting for: the next one asked hears it. */
   #unheard: StepError | undefined;
   /** Foreign clients connected while it was held. */
   #foreign = false;
   /** The next try after a failed accept while held. */
   #retry: ReturnType<typeof setTimeout> | undefined;
-  #resolve: (port: number) => void = ignore;
-  #reject: (error: unknown) => void = ignore;
   constructor(
     deno: DenoRuntime,
     address: string,
     listener: DenoListener,
     holding: boolean,
   ) {
-    super(address, noExhaustion);
+    super(address, noExhaustion, holding);
     this.#deno = deno;
     this.#listener = listener;
     this.port = listener.addr.port;
-    this.#holding = holding;
     if (holding) this.#accept();
   }
-  handOver(
-    resolve: (port: number) => void,
-    reject: (error: unknown) => void,
-    asked: boolean,
-  ): void {
-    this.#holding = false;
+  protected connect(asked: boolean): void {
     // Deno's timers cost its start 6 ms at a first use: none if none ran.
     if (this.#retry !== undefined) clearTimeout(this.#retry);
-    this.#resolve = resolve;
-    this.#reject = reject;
     const { address, port } = this;
     if (!asked) {
       try {
@@ -2187,16 +2229,11 @@ class DenoQuick extends HandOffSteps<DenoConn> implements QuickClaim {
       },
     );
   }
-  protected settle(error: unknown): void {
+  protected closeListener(closed: () => void): void {
     this.#listener.close();
-    for (const connection of this.#ready.splice(0)) this.close(connection);
     // Deno frees the listener's socket once its pending accept settles.
-    if (this.#accepting) this.#accepting.then(() => this.#settled(error));
-    else this.#settled(error);
-  }
-  #settled(error: unknown): void {
-    if (error) this.#reject(error);
-    else this.#resolve(this.port);
+    if (this.#accepting) this.#accepting.then(closed);
+    else closed();
   }
   protected isPeer(accepted: DenoConn, client: DenoConn): boolean {
     const remote = accepted.remoteAddr;
@@ -2204,29 +2241,29 @@ class DenoQuick extends HandOffSteps<DenoConn> implements QuickClaim {
     return remote.port === local.port &&
       unmapped(remote.hostname) === unmapped(local.hostname);
   }
-  protected acceptNext(): void {
-    const ready = this.#ready.shift();
+  protected override acceptNext(): void {
+    const ready = this.ready.shift();
     if (ready) return this.offered(ready);
     const unheard = this.#unheard;
     this.#unheard = undefined;
     if (unheard) return this.acceptFailed(unheard);
-    this.#wanted = true;
+    this.wanted = true;
     if (!this.#accepting) this.#accept();
   }
   #accept(): void {
     this.#accepting = this.#listener.accept().then((connection) => {
       this.#accepting = undefined;
-      if (this.#holding || this.done) {
+      if (this.holding || this.done) {
         this.close(connection);
-        if (this.#holding) {
+        if (this.holding) {
           this.#foreign = true;
           this.#accept();
         }
-      } else if (this.#wanted) {
-        this.#wanted = false;
+      } else if (this.wanted) {
+        this.wanted = false;
         this.offered(connection);
       } else {
-        this.#ready.push(connection);
+        this.ready.push(connection);
         // Released, its connect pending, on a port that foreign clients
         // found while held: the queue is drained all the same, or a flood
         // would fill the backlog, and the kernel drop the connect's SYN until
@@ -2244,15 +2281,15 @@ class DenoQuick extends HandOffSteps<DenoConn> implements QuickClaim {
         error,
       );
       const gone = failure.code === "ECONNABORTED";
-      if (this.#holding) {
+      if (this.holding) {
         // Held, one reset while it waited is skipped, and a failed accept
         // (descriptors out) is tried again shortly, so that connections keep
         // being closed once they are back.
         this.#foreign = true;
         if (gone) return this.#accept();
         this.#retry = setTimeout(() => this.#accept(), RETRY_MS);
-      } else if (this.#wanted) {
-        this.#wanted = false;
+      } else if (this.wanted) {
+        this.wanted = false;
         this.acceptFailed(failure);
       } else if (gone && this.step === "connect" && !this.done) {
         this.#accept(); // skipped, as acceptFailed() would, and drained on
@@ -2468,23 +2505,14 @@ function bunSockets(bun: BunRuntime): Sockets {
 }
 
 /** A quick claim over Bun's own sockets (Sockets.quick). */
-class BunQuick extends HandOffSteps<BunSocket> implements QuickClaim {
-  port = 0;
+class BunQuick extends QuickSteps<BunSocket> {
   #bun: BunRuntime;
-  /** Held: every connection accepted is closed at once. */
-  #holding: boolean;
   #listener: ReturnType<BunRuntime["listen"]> | undefined;
-  /** Accepted connections not yet asked for. */
-  #ready: BunSocket[] = [];
-  #wanted = false;
   /** The accepted side half-closed: its clean close is the client's FIN. */
   #halfClosed = false;
-  #resolve: (port: number) => void = ignore;
-  #reject: (error: unknown) => void = ignore;
   constructor(bun: BunRuntime, address: string, holding: boolean) {
-    super(address, probeDescriptors);
+    super(address, probeDescriptors, holding);
     this.#bun = bun;
-    this.#holding = holding;
   }
   /** Whether it listens: else claimPort says why it failed. */
   listen(taken: Set<number>): boolean {
@@ -2493,7 +2521,7 @@ class BunQuick extends HandOffSteps<BunSocket> implements QuickClaim {
         hostname: this.address,
         port: 0,
         socket: {
-          open: (socket) => this.#arrived(socket),
+          open: (socket) => this.arrived(socket),
           data: ignore,
           end: (socket) => socket === this.accepted && this.acceptedEnded(),
           close: (socket, error) => this.#acceptedClosed(socket, error),
@@ -2515,13 +2543,7 @@ class BunQuick extends HandOffSteps<BunSocket> implements QuickClaim {
   // A pending Bun.connect cannot be cancelled (Bun's node:net client could
   // be, but loading it costs 10 ms at every start): one that outlives the
   // deadline is closed if it ever connects, else the kernel gives up on it.
-  handOver(
-    resolve: (port: number) => void,
-    reject: (error: unknown) => void,
-  ): void {
-    this.#holding = false;
-    this.#resolve = resolve;
-    this.#reject = reject;
+  protected connect(): void {
     this.start();
     let open = false;
     const clientClosed = (error?: Error): void => {
@@ -2546,37 +2568,24 @@ class BunQuick extends HandOffSteps<BunSocket> implements QuickClaim {
       );
     });
   }
-  #arrived(socket: BunSocket): void {
-    if (this.done || this.#holding) return socket.end();
-    if (!this.#wanted) return void this.#ready.push(socket);
-    this.#wanted = false;
-    this.offered(socket);
-  }
   #acceptedClosed(socket: BunSocket, error?: Error): void {
     if (socket !== this.accepted) {
       // Reset while it waited to be asked for: the client's own close says
       // so if it was the client's peer.
-      const queued = this.#ready.indexOf(socket);
-      if (queued >= 0) this.#ready.splice(queued, 1);
+      const queued = this.ready.indexOf(socket);
+      if (queued >= 0) this.ready.splice(queued, 1);
       return;
     }
     if (!error && this.#halfClosed) this.acceptedEnded();
     else this.failed(resetError(this.address, error));
   }
-  protected settle(error: unknown): void {
-    for (const socket of this.#ready.splice(0)) socket.end();
+  protected closeListener(closed: () => void): void {
     this.#listener!.stop(true);
-    if (error) this.#reject(error);
-    else this.#resolve(this.port);
+    closed();
   }
   protected isPeer(accepted: BunSocket, client: BunSocket): boolean {
     return accepted.remotePort === client.localPort &&
       unmapped(accepted.remoteAddress) === unmapped(client.localAddress);
-  }
-  protected acceptNext(): void {
-    const next = this.#ready.shift();
-    if (next) this.offered(next);
-    else this.#wanted = true;
   }
   /**
    * Bun closes an accepted socket at once on end(); shutdown() half-closes
@@ -2824,23 +2833,14 @@ function nodeSockets(net: NodeNet): Sockets {
 }
 
 /** A quick claim over node:net's own sockets (Sockets.quick). */
-class NodeQuick extends HandOffSteps<NodeSocket> implements QuickClaim {
-  port = 0;
+class NodeQuick extends QuickSteps<NodeSocket> {
   #net: NodeNet;
-  /** Held: every connection accepted is closed at once. */
-  #holding: boolean;
   #server: ReturnType<NodeNet["createServer"]>;
   /** The client from its connect on: closed however it ends. */
   #socket: NodeSocket | undefined;
-  /** Accepted connections not yet asked for. */
-  #ready: NodeSocket[] = [];
-  #wanted = false;
-  #resolve: (port: number) => void = ignore;
-  #reject: (error: unknown) => void = ignore;
   constructor(net: NodeNet, address: string, holding: boolean) {
-    super(address, probeDescriptors);
+    super(address, probeDescriptors, holding);
     this.#net = net;
-    this.#holding = holding;
     // Half-open allowed: Node would end a socket itself on the peer's FIN.
     this.#server = net.createServer(
       { allowHalfOpen: true },
@@ -2857,7 +2857,7 @@ class NodeQuick extends HandOffSteps<NodeSocket> implements QuickClaim {
       if (this.port === 0) return listened(undefined);
       // After listening, an error is a failed accept (EMFILE): while held,
       // Node goes on accepting, and closing, once descriptors are back.
-      if (this.#holding) return;
+      if (this.holding) return;
       this.acceptFailed(
         new StepError("accept", nodeCode(error), this.address, error),
       );
@@ -2870,17 +2870,8 @@ class NodeQuick extends HandOffSteps<NodeSocket> implements QuickClaim {
       listened(this);
     });
   }
-  handOver(
-    resolve: (port: number) => void,
-    reject: (error: unknown) => void,
-  ): void {
-    this.#holding = false;
-    this.#resolve = resolve;
-    this.#reject = reject;
+  protected connect(): void {
     this.start();
-    this.#connect();
-  }
-  #connect(): void {
     // Half-open allowed: Node would close the socket itself on the FIN, and
     // its descriptor must stay ours until the hand-off closes it.
     const socket = this.#socket = this.#net.connect({
@@ -2892,13 +2883,11 @@ class NodeQuick extends HandOffSteps<NodeSocket> implements QuickClaim {
     this.#watch(socket);
   }
   #arrived(socket: NodeSocket): void {
-    if (this.done || this.#holding) return void socket.destroy();
+    if (this.done || this.holding) return void socket.destroy();
     // The peer's address, read (and kept by Node) while surely open.
     void socket.remotePort;
     this.#watch(socket);
-    if (!this.#wanted) return void this.#ready.push(socket);
-    this.#wanted = false;
-    this.offered(socket);
+    this.arrived(socket);
   }
   /** Reports each end: the peer's FIN, or a reset (a close with none). */
   #watch(socket: NodeSocket): void {
@@ -2921,15 +2910,14 @@ class NodeQuick extends HandOffSteps<NodeSocket> implements QuickClaim {
       this.failed(resetError(this.address, error));
     }
   }
+  protected closeListener(closed: () => void): void {
+    this.#socket?.destroy(); // a connect still pending
+    this.#server.close(closed);
+  }
   protected isPeer(accepted: NodeSocket, client: NodeSocket): boolean {
     return accepted.remotePort === client.localPort &&
       unmapped(accepted.remoteAddress ?? "") ===
         unmapped(client.localAddress ?? "");
-  }
-  protected acceptNext(): void {
-    const next = this.#ready.shift();
-    if (next) this.offered(next);
-    else this.#wanted = true;
   }
   protected closeWrite(accepted: NodeSocket): void {
     accepted.end();
@@ -2941,14 +2929,6 @@ class NodeQuick extends HandOffSteps<NodeSocket> implements QuickClaim {
   protected close(connection: NodeSocket): void {
     // destroy() closes gracefully (a FIN) when nothing is left unread.
     connection.destroy();
-  }
-  protected settle(error: unknown): void {
-    this.#socket?.destroy(); // a connect still pending
-    for (const socket of this.#ready.splice(0)) socket.destroy();
-    this.#server.close(() => {
-      if (error) this.#reject(error);
-      else this.#resolve(this.port);
-    });
   }
 }
 
