@@ -1493,10 +1493,13 @@ class HeldListener implements Listener {
       // shortly, so that connections keep being closed once they are back.
       const gone = error instanceof StepError && error.code === "ECONNABORTED";
       if (this.#holding) this.#foreign = true;
-      // Before the hand-off asked, an aborted one is skipped as it would.
-      if (!this.#holding && !(gone && !this.#asked && !this.#closed)) {
-        return this.#queue.fail(error);
+      if (!this.#holding && !this.#asked) {
+        // Draining before the hand-off asked: an aborted one is skipped as
+        // it would be; another failure stops the drain (see DenoQuick's).
+        if (gone && !this.#closed) this.#acceptNext();
+        return;
       }
+      if (!this.#holding) return this.#queue.fail(error);
       if (gone) return this.#acceptNext();
       if (!this.#closed) {
         this.#retry = setTimeout(() => this.#acceptNext(), RETRY_MS);
@@ -2192,8 +2195,6 @@ class DenoQuick extends QuickSteps<DenoConn> {
   #listener: DenoListener;
   /** The accept not yet settled, if any: the listener's close waits for it. */
   #accepting: Promise<void> | undefined;
-  /** A failed accept no one was waiting for: the next one asked hears it. */
-  #unheard: StepError | undefined;
   /** Foreign clients connected while it was held. */
   #foreign = false;
   /** The next try after a failed accept while held. */
@@ -2244,9 +2245,6 @@ class DenoQuick extends QuickSteps<DenoConn> {
   protected override acceptNext(): void {
     const ready = this.ready.shift();
     if (ready) return this.offered(ready);
-    const unheard = this.#unheard;
-    this.#unheard = undefined;
-    if (unheard) return this.acceptFailed(unheard);
     this.wanted = true;
     if (!this.#accepting) this.#accept();
   }
@@ -2293,7 +2291,10 @@ class DenoQuick extends QuickSteps<DenoConn> {
         this.acceptFailed(failure);
       } else if (gone && this.step === "connect" && !this.done) {
         this.#accept(); // skipped, as acceptFailed() would, and drained on
-      } else this.#unheard ??= failure;
+      }
+      // Else the drain stops: its failure (descriptors held by what it
+      // queued) is not the hand-off's, whose own accept, asked for once the
+      // connect is in and those are closed, tries again.
     });
   }
   protected closeWrite(accepted: DenoConn): void {
