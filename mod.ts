@@ -154,11 +154,21 @@ export interface Reservation extends AsyncDisposable {
  * assert.notEqual(port, 8080);
  * ```
  */
-export async function reserve(options: ReserveOptions = {}): Promise<number> {
-  const request = readOptions(options, "port");
-  const sockets = readySockets() ?? await pickSockets();
+export function reserve(options: ReserveOptions = {}): Promise<number> {
+  // Not async: each await and promise layer is a turn of the microtask queue
+  // per port (bench/ab.ts), so the common case has as few as it can.
+  let request: ReserveRequest;
+  try {
+    request = readOptions(options, "port");
+  } catch (error) {
+    return Promise.reject(error);
+  }
   const claims = new Claims(request);
-  return await inFlight(() => reserveOne(sockets, request, claims));
+  const sockets = readySockets();
+  if (sockets) return inFlight(() => reserveOne(sockets, request, claims));
+  return pickSockets().then((picked) =>
+    inFlight(() => reserveOne(picked, request, claims))
+  );
 }
 
 /**
@@ -278,9 +288,7 @@ export async function hold(options: ReserveOptions = {}): Promise<Reservation> {
         quick.port,
         () =>
           new Promise<number>((resolve, reject) => {
-            quick.handOver(resolve, reject, false);
-          }).catch((error) => {
-            throw userError(error, request, quick.port);
+            quick.handOver(request, resolve, reject, false);
           }),
       );
     }
@@ -711,19 +719,18 @@ function reserveOne(
   if (quick === undefined || !sockets.quick) {
     return claimAndHandOver(sockets, request, claims);
   }
-  return new Promise<number | undefined>((resolve, reject) => {
+  return new Promise<number>((resolve, reject) => {
     // Listened in this synchronous run (Deno, Bun), it connects in it too,
     // where nothing can revoke the permission its listen was granted.
-    sockets.quick!(quick, claims.taken, false, (claim) => {
-      if (claim) claim.handOver(resolve, reject, true);
-      else resolve(undefined);
-    });
-  }).then(
-    (port) => port ?? claimAndHandOver(sockets, request, claims),
-    (error) => {
-      throw userError(error, request, 0);
-    },
-  );
+    try {
+      sockets.quick!(quick, claims.taken, false, (claim) => {
+        if (claim) claim.handOver(request, resolve, reject, true);
+        else resolve(claimAndHandOver(sockets, request, claims));
+      });
+    } catch (error) {
+      reject(userError(error, request, 0));
+    }
+  });
 }
 
 function claimAndHandOver(
@@ -1240,6 +1247,7 @@ abstract class QuickSteps<C> extends HandOffSteps<C> implements QuickClaim {
   protected ready: C[] = [];
   /** The hand-off asked for a connection, and none was ready. */
   protected wanted = false;
+  #request: ReserveRequest = DEFAULT_REQUEST;
   #resolve: (port: number) => void = ignore;
   #reject: (error: unknown) => void = ignore;
   constructor(
@@ -1251,11 +1259,13 @@ abstract class QuickSteps<C> extends HandOffSteps<C> implements QuickClaim {
     this.holding = holding;
   }
   handOver(
+    request: ReserveRequest,
     resolve: (port: number) => void,
     reject: (error: unknown) => void,
     asked: boolean,
   ): void {
     this.holding = false;
+    this.#request = request;
     this.#resolve = resolve;
     this.#reject = reject;
     this.connect(asked);
@@ -1267,7 +1277,7 @@ abstract class QuickSteps<C> extends HandOffSteps<C> implements QuickClaim {
   protected settle(error: unknown): void {
     for (const connection of this.ready.splice(0)) this.close(connection);
     this.closeListener(() => {
-      if (error) this.#reject(error);
+      if (error) this.#reject(userError(error, this.#request, this.port));
       else this.#resolve(this.port);
     });
   }
@@ -1899,10 +1909,12 @@ interface QuickClaim {
   port: number;
   /**
    * Leaves the port in TIME_WAIT, and closes it: `resolve` gets the port,
-   * `reject` a StepError. `asked`: the claim was made in this synchronous
-   * run, so that the permission its listen was granted still holds (Deno).
+   * `reject` the error users see (userError, for `request`). `asked`: the
+   * claim was made in this synchronous run, so that the permission its
+   * listen was granted still holds (Deno).
    */
   handOver(
+    request: ReserveRequest,
     resolve: (port: number) => void,
     reject: (error: unknown) => void,
     asked: boolean,
