@@ -155,20 +155,7 @@ export interface Reservation extends AsyncDisposable {
  * ```
  */
 export function reserve(options: ReserveOptions = {}): Promise<number> {
-  // Not async: each await and promise layer is a turn of the microtask queue
-  // per port (bench/ab.ts), so the common case has as few as it can.
-  let request: ReserveRequest;
-  try {
-    request = readOptions(options, "port");
-  } catch (error) {
-    return Promise.reject(error);
-  }
-  const claims = new Claims(request);
-  const sockets = readySockets();
-  if (sockets) return inFlight(() => reserveOne(sockets, request, claims));
-  return pickSockets().then((picked) =>
-    inFlight(() => reserveOne(picked, request, claims))
-  );
+  return startOne(options, reserveOne);
 }
 
 /**
@@ -276,29 +263,8 @@ export async function reserveMany(
  * listener.close();
  * ```
  */
-export async function hold(options: ReserveOptions = {}): Promise<Reservation> {
-  const request = readOptions(options, "port");
-  const sockets = readySockets() ?? await pickSockets();
-  const claims = new Claims(request);
-  return await inFlight(async () => {
-    const quick = await quickClaim(sockets, request, claims, true);
-    if (quick) {
-      return new HeldPort(
-        request,
-        quick.port,
-        () =>
-          new Promise<number>((resolve, reject) => {
-            quick.handOver(request, resolve, reject, false);
-          }),
-      );
-    }
-    const claim = await claimPort(sockets, request, claims);
-    return new HeldPort(
-      request,
-      claim.port,
-      heldHandOver(sockets, request, claim),
-    );
-  });
+export function hold(options: ReserveOptions = {}): Promise<Reservation> {
+  return startOne(options, holdOne);
 }
 
 /**
@@ -366,7 +332,7 @@ interface ReserveRequest {
   named: number[];
   exclude: Set<number>;
   fallback: boolean;
-  /** The address of a quick request (see quickClaim), else undefined. */
+  /** The address of a quick request (see holdOne), else undefined. */
   quick: string | undefined;
 }
 
@@ -709,6 +675,33 @@ interface Claim {
   targets: string[][];
 }
 
+/**
+ * reserve()'s and hold()'s start: reads the options, then runs `one` in an
+ * in-flight slot. Not async: each await and promise layer is a turn of the
+ * microtask queue per port (bench/ab.ts), so the common case has few.
+ */
+function startOne<T>(
+  options: ReserveOptions,
+  one: (
+    sockets: Sockets,
+    request: ReserveRequest,
+    claims: Claims,
+  ) => Promise<T>,
+): Promise<T> {
+  let request: ReserveRequest;
+  try {
+    request = readOptions(options, "port");
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  const claims = new Claims(request);
+  const sockets = readySockets();
+  if (sockets) return inFlight(() => one(sockets, request, claims));
+  return pickSockets().then((picked) =>
+    inFlight(() => one(picked, request, claims))
+  );
+}
+
 /** Claims a port and hands it over at once: a reservation. */
 function reserveOne(
   sockets: Sockets,
@@ -744,23 +737,49 @@ function claimAndHandOver(
 }
 
 /**
- * The common case at the runtime's own cost: a quick request (one address, a
- * port the kernel chooses, nothing excluded), claimed on the runtime's own
- * sockets (Sockets.quick). Undefined where it does not apply, where the
- * listen failed, or for a port this call already has: claimPort then does it
- * all, and says why it failed.
+ * Claims a port and holds it. The common case, a quick request (one address,
+ * a port the kernel chooses, nothing excluded), is claimed on the runtime's
+ * own sockets (Sockets.quick); where that does not apply, or its listen
+ * failed, or took a port this call already has, claimPort does it all, and
+ * says why it failed.
  */
-function quickClaim(
+function holdOne(
   sockets: Sockets,
   request: ReserveRequest,
   claims: Claims,
-  holding: boolean,
-): Promise<QuickClaim | undefined> | undefined {
+): Promise<Reservation> {
   const { quick } = request;
-  if (quick === undefined || !sockets.quick) return undefined;
-  return new Promise((listened) => {
-    sockets.quick!(quick, claims.taken, holding, listened);
+  if (quick === undefined || !sockets.quick) {
+    return holdClaimed(sockets, request, claims);
+  }
+  return new Promise((resolve) => {
+    sockets.quick!(quick, claims.taken, true, (claim) => {
+      if (!claim) return resolve(holdClaimed(sockets, request, claims));
+      resolve(
+        new HeldPort(
+          request,
+          claim.port,
+          () =>
+            new Promise<number>((done, fail) => {
+              claim.handOver(request, done, fail, false);
+            }),
+        ),
+      );
+    });
   });
+}
+
+async function holdClaimed(
+  sockets: Sockets,
+  request: ReserveRequest,
+  claims: Claims,
+): Promise<Reservation> {
+  const claim = await claimPort(sockets, request, claims);
+  return new HeldPort(
+    request,
+    claim.port,
+    heldHandOver(sockets, request, claim),
+  );
 }
 
 /**
@@ -1889,7 +1908,7 @@ interface Sockets {
   /** The error that says descriptors ran out, if they have, else undefined. */
   descriptorsExhausted(): Promise<unknown>;
   /**
-   * Claims a quick request's port (see quickClaim) on the runtime's own
+   * Claims a quick request's port (see holdOne) on the runtime's own
    * sockets, at the runtime's own cost: `listened` gets the claim, listening
    * with its port added to `taken`, or undefined where the listen failed or
    * gave a port in `taken`. At once where the runtime listens at once (Deno,
