@@ -332,7 +332,10 @@ interface ReserveRequest {
   named: number[];
   exclude: Set<number>;
   fallback: boolean;
-  /** The address of a quick request (see holdOne), else undefined. */
+  /**
+   * The address of a quick request (one address, a port the kernel chooses,
+   * nothing excluded: Sockets.quick claims it), else undefined.
+   */
   quick: string | undefined;
 }
 
@@ -1908,7 +1911,7 @@ interface Sockets {
   /** The error that says descriptors ran out, if they have, else undefined. */
   descriptorsExhausted(): Promise<unknown>;
   /**
-   * Claims a quick request's port (see holdOne) on the runtime's own
+   * Claims a quick request's port (ReserveRequest.quick) on the runtime's own
    * sockets, at the runtime's own cost: `listened` gets the claim, listening
    * with its port added to `taken`, or undefined where the listen failed or
    * gave a port in `taken`. At once where the runtime listens at once (Deno,
