@@ -2840,7 +2840,7 @@ interface NodeNet {
     ): unknown;
     off(event: "error", listener: (error: unknown) => void): unknown;
     listen(
-      options: { host: string; port: number },
+      options: { host: string; port: number; exclusive: boolean },
       listening?: () => void,
     ): unknown;
     address(): { address: string; port: number } | string | null;
@@ -2897,7 +2897,10 @@ class NodeQuick extends QuickSteps<NodeSocket> {
         new StepError("accept", nodeCode(error), this.address, error),
       );
     });
-    server.listen({ host: this.address, port: 0 }, () => {
+    // Exclusive: in a cluster worker, a listener on port 0 would otherwise
+    // share the primary's, the same port for every worker, and its close
+    // would only ask the primary to close it.
+    server.listen({ host: this.address, port: 0, exclusive: true }, () => {
       const { port } = server.address() as { port: number };
       if (taken.has(port)) return server.close(() => listened(undefined));
       taken.add(port);
@@ -2947,9 +2950,11 @@ class NodeQuick extends QuickSteps<NodeSocket> {
   }
   protected closeListener(closed: () => void): void {
     this.#socket?.destroy(); // a connect still pending
-    // Node (libuv's uv_close) and Deno close the listening socket before
-    // close() returns; its callback waits a turn of the event loop more, for
-    // the accepted socket's close to be reported (bench/ab.ts: 0.98-0.99).
+    // Node (libuv's uv_close; in a cluster worker too, its listener being
+    // exclusive) and the node:net of Deno and Bun close the listening socket
+    // before close() returns; its callback waits a turn of the event loop
+    // more, for the accepted socket's close to be reported (bench/ab.ts:
+    // 0.98-0.99).
     this.#server.close();
     closed();
   }
@@ -3009,7 +3014,8 @@ function nodeListen(
         },
       });
     });
-    server.listen({ host: address, port });
+    // Exclusive: in a cluster worker, not the primary's (NodeQuick.listen).
+    server.listen({ host: address, port, exclusive: true });
   });
 }
 

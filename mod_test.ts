@@ -153,6 +153,28 @@ test("reserveMany() reserves distinct ports, each in TIME_WAIT", {
   for (const port of ports) await assertTimeWait("127.0.0.1", port);
 });
 
+test(
+  "in Node's cluster workers every reservation is a port of its own, in TIME_WAIT",
+  {
+    timeout: SLOW,
+    skip: LINUX_ONLY ||
+      (RUNTIME === "node"
+        ? false
+        : "node:cluster shares a listener among processes only on Node"),
+  },
+  async () => {
+    // A worker's listener on port 0 was the primary's, shared: every worker
+    // got the same port, and its close only asked the primary to close it.
+    const { json } = await runChild(["cluster", "40"]);
+    assert.deepEqual(json, {
+      ports: 120,
+      distinct: 120,
+      notTimeWait: [],
+      errors: [],
+    });
+  },
+);
+
 test("reserveMany(0) resolves to []", async () => {
   assert.deepEqual(await reserveMany(0), []);
 });

@@ -19,6 +19,7 @@
 //                    {count, hostname, churn: [addresses], rounds}
 //   revoke N         Deno: reserve(), revoking the net permission N microtask
 //                    turns after the call
+//   cluster N        Node: three cluster workers make N reservations each
 //   revoke-run WHAT  Deno: after a first reserve(), WHAT (reserve or hold)
 //                    then, in the same synchronous run, a revocation and a
 //                    second reserve(); a held port is then released
@@ -277,7 +278,69 @@ async function run(mode: string, arg: string): Promise<unknown> {
     }
     return { ports, timeWait, landed, rebound };
   }
+  if (mode === "cluster") return await inCluster(Number(arg));
   throw new Error(`Unknown mode ${mode}`);
+}
+
+/**
+ * Node's cluster: three workers each make `count` reservations of every kind
+ * (reserve(), a held port released, localhost, an excluded port), and say
+ * which ports they got and which were, when their promise settled, still
+ * listening or not in TIME_WAIT on 127.0.0.1. The primary prints the sum; a
+ * worker sends its report and exits, never returning.
+ */
+async function inCluster(count: number): Promise<unknown> {
+  const cluster = (await import("node:cluster")).default;
+  interface Report {
+    ports: number[];
+    notTimeWait: number[];
+    errors: unknown[];
+  }
+  if (cluster.isPrimary) {
+    const reports = await Promise.all(
+      [0, 1, 2].map(() =>
+        new Promise<Report>((resolve, reject) => {
+          const worker = cluster.fork();
+          worker.once("message", resolve);
+          worker.once("exit", (code) => {
+            reject(
+              new Error(`A worker exited with ${code} before it reported`),
+            );
+          });
+        })
+      ),
+    );
+    const ports = reports.flatMap((report) => report.ports);
+    return {
+      ports: ports.length,
+      distinct: new Set(ports).size,
+      notTimeWait: reports.flatMap((report) => report.notTimeWait),
+      errors: reports.flatMap((report) => report.errors),
+    };
+  }
+  const { states } = await import("../test_util.ts");
+  const report: Report = { ports: [], notTimeWait: [], errors: [] };
+  for (let i = 0; i < count; i++) {
+    try {
+      let port;
+      if (i % 4 === 0) port = await reserve();
+      else if (i % 4 === 1) {
+        const held = await hold();
+        await held.release();
+        port = held.port;
+      } else if (i % 4 === 2) port = await reserve({ hostname: "localhost" });
+      else port = await reserve({ exclude: [1] });
+      report.ports.push(port);
+      const seen = states("127.0.0.1", port);
+      if (seen.includes("LISTEN") || !seen.includes("TIME_WAIT")) {
+        report.notTimeWait.push(port);
+      }
+    } catch (error) {
+      report.errors.push(describe(error));
+    }
+  }
+  process.send!(report, () => process.exit(0));
+  return await new Promise(() => {});
 }
 
 /**
