@@ -1234,10 +1234,18 @@ test(
         2000,
       );
     }
-    // A poller in a process of its own keeps connecting through the release.
-    const poller = PYTHON
-      ? undefined
-      : run("python3", [POLLER, String(port), "2"], 20_000);
+    // A poller in a process of its own keeps connecting through the release,
+    // from a second before it, however slow python3 is to start (on a loaded
+    // machine, over a second: it then polled only once the port was free).
+    const dir = mkdtempSync(join(tmpdir(), "port-reserve-"));
+    const started = join(dir, "polling");
+    const poller = PYTHON ? undefined : run(
+      "python3",
+      [POLLER, String(port), "2", `--ready=${started}`],
+      20_000,
+    );
+    if (poller) await waitFor(() => existsSync(started), 15_000);
+    rmSync(dir, { recursive: true, force: true });
     await new Promise((resolve) => setTimeout(resolve, 1000));
     await bounded(reservation.release(), 5000);
     await assertTimeWait("127.0.0.1", port);

@@ -184,8 +184,10 @@ test(
   { timeout: 60_000, skip: NO_CLI || PYTHON || LINUX_ONLY || QUICK },
   async () => {
     const marker = `${42 + Math.random()}`;
+    // It crashes once the tests run, however slow python3 is to start (on a
+    // loaded machine it was not ready within a fixed second).
     const crashing =
-      'python3 -m http.server "$PORT" --bind 127.0.0.1 2>/dev/null & sleep 1; kill $!; exit 9';
+      `python3 -m http.server "$PORT" --bind 127.0.0.1 2>/dev/null & until pgrep -f '(^|/)sleep ${marker}' >/dev/null; do sleep 0.05; done; kill $!; exit 9`;
     const result = await cli(
       ["--", "sh", "-c", crashing, "--then", "sleep", marker],
       RUN,
@@ -220,8 +222,9 @@ test(
       [
         "--ready",
         "http://127.0.0.1:{port}/nope",
+        // Long enough for python3 to start and answer on a loaded machine.
         "--timeout",
-        "1",
+        "5",
         "--",
         ...SERVER,
         "--then",
@@ -232,7 +235,7 @@ test(
     assert.equal(missing.code, 1);
     assert.match(
       missing.stderr,
-      /port-reserve: Cannot run the tests as the server was not ready within 1 s: http:\/\/127\.0\.0\.1:\d+\/nope did not answer with a 2xx or 3xx status \(last answer: 404\)/,
+      /port-reserve: Cannot run the tests as the server was not ready within 5 s: http:\/\/127\.0\.0\.1:\d+\/nope did not answer with a 2xx or 3xx status \(last answer: 404\)/,
     );
   },
 );
