@@ -29,6 +29,9 @@ import {
   runtimeCommand,
 } from "./test_util.ts";
 
+/** A bound for tests that start the command line: Bun's default is 5 s. */
+const SPAWNS = 60_000;
+
 const NAMESPACE = namespaceSupport();
 const MOD = fileURLToPath(new URL("./mod.ts", import.meta.url));
 /** Node on PATH: under Deno and Bun, process.execPath is not Node. */
@@ -42,6 +45,7 @@ const BUN = RUNTIME === "bun"
 const NO_BUN = BUN ? false : "bun is not in node_modules/.bin";
 
 test("with no arguments it prints one reserved port and nothing else", {
+  timeout: SPAWNS,
   skip: NO_CLI || LINUX_ONLY,
 }, async () => {
   const result = await cli([]);
@@ -53,6 +57,7 @@ test("with no arguments it prints one reserved port and nothing else", {
 test(
   "HOST and PORT are positional: the host to reserve on and a preferred port",
   {
+    timeout: SPAWNS,
     skip: NO_CLI || NO_IPV6,
   },
   async () => {
@@ -75,6 +80,7 @@ test(
 );
 
 test("--count N prints N distinct reserved ports, one per line", {
+  timeout: SPAWNS,
   skip: NO_CLI || LINUX_ONLY,
 }, async () => {
   for (const args of [["--count", "3"], ["-n", "3"], ["-n3"], ["--count=3"]]) {
@@ -88,6 +94,7 @@ test("--count N prints N distinct reserved ports, one per line", {
 });
 
 test("--json prints one line with the hostname and an array of ports", {
+  timeout: SPAWNS,
   skip: NO_CLI || NO_IPV6,
 }, async () => {
   const one = await cli(["--json"]);
@@ -103,6 +110,7 @@ test("--json prints one line with the hostname and an array of ports", {
 test(
   "a wildcard HOST on Deno without --allow-sys=networkInterfaces exits 1 naming the flag, before touching the network",
   {
+    timeout: SPAWNS,
     skip: NO_CLI || DENO_ONLY,
   },
   async () => {
@@ -120,6 +128,7 @@ test(
 test(
   "-- COMMAND runs it with PORT, PORTS and {port}, and its exit status is ours",
   {
+    timeout: SPAWNS,
     skip: NO_CLI || LINUX_ONLY,
   },
   async () => {
@@ -174,6 +183,7 @@ test(
 );
 
 test("--env NAME puts the first port into NAME instead of PORT", {
+  timeout: SPAWNS,
   skip: NO_CLI,
 }, async () => {
   const result = await cli(
@@ -185,6 +195,7 @@ test("--env NAME puts the first port into NAME instead of PORT", {
 });
 
 test("--help prints usage, options and examples on stdout", {
+  timeout: SPAWNS,
   skip: NO_CLI,
 }, async () => {
   for (const flag of ["--help", "-h"]) {
@@ -198,7 +209,7 @@ test("--help prints usage, options and examples on stdout", {
 
 test(
   "--version prints the version in deno.json",
-  { skip: NO_CLI },
+  { timeout: SPAWNS, skip: NO_CLI },
   async () => {
     const config = new URL("./deno.json", import.meta.url);
     const { version } = JSON.parse(readFileSync(config, "utf8"));
@@ -213,6 +224,7 @@ test(
 );
 
 test("bad usage exits 2 with one line on stderr naming the problem", {
+  timeout: SPAWNS,
   skip: NO_CLI,
 }, async () => {
   const cases: [string[], RegExp][] = [
@@ -278,6 +290,7 @@ test("bad usage exits 2 with one line on stderr naming the problem", {
 });
 
 test("a value for a flag that takes none, or --env PORTS, is bad usage", {
+  timeout: SPAWNS,
   skip: NO_CLI,
 }, async () => {
   const cases: [string[], RegExp][] = [
@@ -296,6 +309,7 @@ test("a value for a flag that takes none, or --env PORTS, is bad usage", {
 });
 
 test("stdout that cannot be written exits 1 with one line naming it", {
+  timeout: SPAWNS,
   skip: NO_CLI,
 }, async () => {
   const cases: [string, string[], RegExp][] = [
@@ -310,6 +324,7 @@ test("stdout that cannot be written exits 1 with one line naming it", {
 });
 
 test("on Bun a closed stdout exits 1 with one line, and /dev/null is not one", {
+  timeout: SPAWNS,
   skip: NO_CLI ||
     (RUNTIME === "bun"
       ? false
@@ -333,7 +348,7 @@ test("on Bun a closed stdout exits 1 with one line, and /dev/null is not one", {
 
 test(
   "a host that is not local exits 1 naming it",
-  { skip: NO_CLI },
+  { timeout: SPAWNS, skip: NO_CLI },
   async () => {
     const result = await cli(["192.0.2.1"]);
     assert.equal(result.code, 1);
@@ -345,6 +360,7 @@ test(
 );
 
 test("without net permission Deno exits 1 naming -N, without prompting", {
+  timeout: SPAWNS,
   skip: NO_CLI || DENO_ONLY,
 }, async () => {
   const result = await cli([], []);
@@ -356,6 +372,7 @@ test("without net permission Deno exits 1 naming -N, without prompting", {
 });
 
 test("running mod.ts as the main module starts the command line", {
+  timeout: SPAWNS,
   skip: NO_CLI,
 }, async () => {
   const { command, args } = runtimeCommand(MOD, ["--json", "-n", "2"], ["-N"]);
@@ -365,6 +382,7 @@ test("running mod.ts as the main module starts the command line", {
 });
 
 test("importing a bundle of mod.ts in Node runs no command line", {
+  timeout: SPAWNS,
   skip: NO_CLI || NO_NODE || NO_BUN,
 }, async () => {
   // bun build rewrites import.meta.main into a test that is true in Node.
@@ -397,6 +415,7 @@ test("importing a bundle of mod.ts in Node runs no command line", {
 test(
   "running a bundle that inlines mod.ts and cli.ts runs its own entry alone, on every Node",
   {
+    timeout: SPAWNS,
     skip: NO_CLI || NO_NODE || NO_BUN,
   },
   async () => {
@@ -430,6 +449,7 @@ test(
 );
 
 test("Bun drops a leading --, so -- -- COMMAND runs COMMAND there", {
+  timeout: SPAWNS,
   skip: RUNTIME === "bun" ? false : "only Bun drops it",
 }, async () => {
   const words = ["--", "--", "sh", "-c", "echo $PORT"];
