@@ -154,7 +154,7 @@ export interface Reservation extends AsyncDisposable {
  * assert.notEqual(port, 8080);
  * ```
  */
-export function reserve(options: ReserveOptions = {}): Promise<number> {
+export function reserve(options?: ReserveOptions): Promise<number> {
   return startOne(options, reserveOne);
 }
 
@@ -184,7 +184,7 @@ export function reserve(options: ReserveOptions = {}): Promise<number> {
  */
 export async function reserveMany(
   count: number,
-  options: ReserveOptions = {},
+  options?: ReserveOptions,
 ): Promise<number[]> {
   if (!Number.isInteger(count) || count < 0 || count > 65535) {
     throw new RangeError(
@@ -263,7 +263,7 @@ export async function reserveMany(
  * listener.close();
  * ```
  */
-export function hold(options: ReserveOptions = {}): Promise<Reservation> {
+export function hold(options?: ReserveOptions): Promise<Reservation> {
   return startOne(options, holdOne);
 }
 
@@ -347,11 +347,15 @@ type Host =
   | { kind: "wildcard"; address: "0.0.0.0" | "::" };
 
 /**
- * Validates options, before anything touches the network. Options with no
- * keys (`reserve()`) are DEFAULT_REQUEST: nothing in a request is ever
- * changed.
+ * Validates options, before anything touches the network. No options
+ * (`reserve()`), or options with no keys, are DEFAULT_REQUEST: nothing in a
+ * request is ever changed.
  */
-function readOptions(options: ReserveOptions, noun: string): ReserveRequest {
+function readOptions(
+  options: ReserveOptions | undefined,
+  noun: string,
+): ReserveRequest {
+  if (options === undefined) return DEFAULT_REQUEST;
   const prefix = `Cannot reserve ${noun} as`;
   const own = readOwnKeys(prefix, options);
   if (own === undefined) return DEFAULT_REQUEST;
@@ -684,7 +688,7 @@ interface Claim {
  * microtask queue per port (bench/ab.ts), so the common case has few.
  */
 function startOne<T>(
-  options: ReserveOptions,
+  options: ReserveOptions | undefined,
   one: (
     sockets: Sockets,
     request: ReserveRequest,
@@ -1297,7 +1301,9 @@ abstract class QuickSteps<C> extends HandOffSteps<C> implements QuickClaim {
   /** Closes the listener, then calls `closed`. */
   protected abstract closeListener(closed: () => void): void;
   protected settle(error: unknown): void {
-    for (const connection of this.ready.splice(0)) this.close(connection);
+    if (this.ready.length > 0) {
+      for (const connection of this.ready.splice(0)) this.close(connection);
+    }
     this.closeListener(() => {
       if (error) this.#reject(userError(error, this.#request, this.port));
       else this.#resolve(this.port);
@@ -2201,11 +2207,15 @@ function denoSockets(deno: DenoRuntime): Sockets {
     quick(address, taken, holding, listened): void {
       let listener;
       try {
-        requireNet([address]);
-        listener = deno.listen({ hostname: address, port: 0 });
+        // Not granted, or the listen failed: claimPort tries again, and says
+        // why it failed (for a permission, which flag is missing).
+        if (denoNetGranted(deno, address)) {
+          listener = deno.listen({ hostname: address, port: 0 });
+        }
       } catch {
-        return listened(undefined);
+        // As above.
       }
+      if (!listener) return listened(undefined);
       if (taken.has(listener.addr.port)) {
         // Closed unused, it leaves no TIME_WAIT: claimPort draws past it.
         listener.close();
@@ -2354,6 +2364,21 @@ class DenoQuick extends QuickSteps<DenoConn> {
     }, (error) => this.failed(resetError(this.address, error)));
   }
 }
+
+/**
+ * Whether Deno grants the net permission for `address`: a quick claim's
+ * query, its descriptor kept for the next claim on the same address.
+ */
+function denoNetGranted(deno: DenoRuntime, address: string): boolean {
+  if (address !== netQuery.address) {
+    netQuery = { address, query: { name: "net", host: bracket(address) } };
+  }
+  return deno.permissions.querySync(netQuery.query).state === "granted";
+}
+let netQuery = {
+  address: "127.0.0.1",
+  query: { name: "net", host: "127.0.0.1" } as const,
+} as { address: string; query: { name: "net"; host: string } };
 
 /** Throws a permission StepError naming every host Deno has not granted. */
 function denoRequireNet(deno: DenoRuntime, hosts: string[]): void {
