@@ -2367,18 +2367,14 @@ class DenoQuick extends QuickSteps<DenoConn> {
 
 /**
  * Whether Deno grants the net permission for `address`: a quick claim's
- * query, its descriptor kept for the next claim on the same address.
+ * query. A descriptor of its own each time: code that wraps querySync may
+ * change the one it is given, and a kept one would then ask about another
+ * host, and let Deno prompt.
  */
 function denoNetGranted(deno: DenoRuntime, address: string): boolean {
-  if (address !== netQuery.address) {
-    netQuery = { address, query: { name: "net", host: bracket(address) } };
-  }
-  return deno.permissions.querySync(netQuery.query).state === "granted";
+  const query = { name: "net", host: bracket(address) } as const;
+  return deno.permissions.querySync(query).state === "granted";
 }
-let netQuery = {
-  address: "127.0.0.1",
-  query: { name: "net", host: "127.0.0.1" } as const,
-} as { address: string; query: { name: "net"; host: string } };
 
 /** Throws a permission StepError naming every host Deno has not granted. */
 function denoRequireNet(deno: DenoRuntime, hosts: string[]): void {

@@ -467,6 +467,31 @@ test(
 );
 
 test(
+  "Deno never prompts when code that wraps its permission query rewrites what it is asked",
+  {
+    timeout: SLOW,
+    skip: LINUX_ONLY || DENO_BACKEND || NO_TERMINAL,
+  },
+  async () => {
+    // Granted 127.0.0.1 only, reserving on 127.0.0.2, with querySync wrapped
+    // to rewrite the first descriptor it gets to ask about 127.0.0.1.
+    const command =
+      `"$DENO_BINARY" run --allow-net=127.0.0.1 '${CHILD}' auto rewrite-query 127.0.0.2`;
+    const result = await run("script", ["-qec", command, "/dev/null"], 20_000);
+    assert.doesNotMatch(result.stdout, /Deno requests|Allow\?/);
+    const report = JSON.parse(result.stdout.slice(result.stdout.indexOf("{")));
+    assert.equal(report.results.length, 3);
+    for (const { error } of report.results) {
+      assert.match(
+        String(error?.message),
+        /no net permission for 127\.0\.0\.2: run with -N or --allow-net=127\.0\.0\.2/,
+        result.stdout,
+      );
+    }
+  },
+);
+
+test(
   "an exhausted ephemeral range fails promptly with an 'ephemeral' error and nothing open",
   {
     timeout: SLOW,

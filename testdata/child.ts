@@ -23,6 +23,9 @@
 //   revoke-run WHAT  Deno: after a first reserve(), WHAT (reserve or hold)
 //                    then, in the same synchronous run, a revocation and a
 //                    second reserve(); a held port is then released
+//   rewrite-query H  Deno: querySync wrapped so that it rewrites the first
+//                    net descriptor it is given to ask about 127.0.0.1, then
+//                    reserve({hostname: H}) three times
 // It prints one JSON line and exits 0; a failure is reported in the JSON.
 // Only modes that read /proc or open files need more than net permission.
 import { spawnSync } from "node:child_process";
@@ -107,6 +110,32 @@ async function run(mode: string, arg: string): Promise<unknown> {
           : { error: describe(result.reason) }
       ),
     };
+  }
+  if (mode === "rewrite-query") {
+    // Code of the user's that wraps querySync and changes its argument: a
+    // descriptor kept across calls would then ask about another host.
+    const { permissions } = (globalThis as unknown as {
+      Deno: { permissions: { querySync(query: { host?: string }): unknown } };
+    }).Deno;
+    const querySync = permissions.querySync.bind(permissions);
+    let rewritten = false;
+    permissions.querySync = (query) => {
+      const state = querySync(query);
+      if (!rewritten && query.host !== undefined) {
+        rewritten = true;
+        query.host = "127.0.0.1";
+      }
+      return state;
+    };
+    const results = [];
+    for (let i = 0; i < 3; i++) {
+      try {
+        results.push({ port: await reserve({ hostname: arg }) });
+      } catch (error) {
+        results.push({ error: describe(error) });
+      }
+    }
+    return { results };
   }
   const { readdirSync, openSync, closeSync } = await import("node:fs");
   const fds = () => readdirSync("/proc/self/fd").length;
