@@ -2379,10 +2379,7 @@ function denoNetGranted(deno: DenoRuntime, address: string): boolean {
 /** Throws a permission StepError naming every host Deno has not granted. */
 function denoRequireNet(deno: DenoRuntime, hosts: string[]): void {
   // The common case first: one host, granted.
-  if (hosts.length === 1) {
-    const query = { name: "net", host: bracket(hosts[0]) } as const;
-    if (deno.permissions.querySync(query).state === "granted") return;
-  }
+  if (hosts.length === 1 && denoNetGranted(deno, hosts[0])) return;
   const states = [...new Set(hosts)].map((host) => {
     const query = { name: "net", host: bracket(host) } as const;
     return [host, deno.permissions.querySync(query).state] as const;
