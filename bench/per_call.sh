@@ -13,8 +13,8 @@
 # and hold in another; reserve and many in a third; yelp and naive in a
 # fourth. Batches of 10 calls (120 of them) alternate often enough that a
 # ratio repeats within 1-2 % from one run to the next, where batches of 100
-# drifted by 10 % (hold against reserve on Node, 12 batches of 100: 0.76-1.14
-# in eight processes, against 0.99-1.03 in 120 batches of 10); only the set
+# drifted by 10 % (hold against reserve on Node, 12 batches of 100: 0.76-1.03
+# in four processes, against 0.99-1.05 in eight of 120 batches of 10); only the set
 # with `many` keeps batches of 100, one reserveMany(100) each. A ratio is taken within
 # each process, then its median and range over ROUNDS rounds: the machine's
 # drift between processes (often 20-40% here) cancels out. Prints a JSON line
