@@ -11,13 +11,18 @@
 # What a target compares runs side by side in one process, batches
 # alternating (bench/per_call.ts): reserve, proof and guarded in one; reserve
 # and hold in another; reserve and many in a third; yelp and naive in a
-# fourth. Batches of 10 calls (120 of them) alternate often enough that a
-# ratio repeats within 1-2 % from one run to the next, where batches of 100
-# drifted by 10 % (hold against reserve on Node, 12 batches of 100: 0.76-1.03
-# in four processes, against 0.99-1.05 in eight of 120 batches of 10); only the set
-# with `many` keeps batches of 100, one reserveMany(100) each. A ratio is taken within
-# each process, then its median and range over ROUNDS rounds: the machine's
-# drift between processes (often 20-40% here) cancels out. Prints a JSON line
+# fourth; each set in two processes, one with its methods in the reverse
+# order. Batches of 10 calls (120 of them) alternate often enough that a
+# ratio repeats within 1-2 % from one run to the next; only the set with
+# `many` keeps batches of 100, one reserveMany(100) each. There the method
+# listed first runs the first, slowest batches, while Node is still warming
+# up (its batches of 100 calls fall from 300-600 us to 130 us a call over the
+# first 6-10): on Node, many/reserve measured 0.62-0.82 in the order
+# reserve,many and 0.94-1.25 in many,reserve, and hold/reserve 0.83-0.97 in
+# reserve,hold and 1.21-1.41 in hold,reserve. A ratio is taken within each
+# process, and a round's is the geometric mean of its two orders'; then its
+# median and range over ROUNDS rounds: the machine's drift between processes
+# (often 20-40% here) cancels out. Prints a JSON line
 # per runtime and method (the median µs per port over rounds, the C floor's
 # and Python's ratios, the main thread's CPU time against wall time), then
 # one per target of the lean issue with whether it is met:
@@ -38,11 +43,15 @@ for round in $(seq "$rounds"); do
   [ -x .build/floor ] && $ns .build/floor 200 10 | sed "s/}$/,\"round\":$round}/" >>"$out"
   $ns python3 bench/reference.py 10 200 | sed "s/}$/,\"round\":$round}/" >>"$out"
   for set in reserve,proof,guarded reserve,hold reserve,many yelp,naive; do
-    for runtime in "$bin/deno run -A" "$bin/bun" "$bin/node --no-warnings"; do
-      case $set in *many*) batches="12 100" ;; *) batches="120 10" ;; esac
-      # shellcheck disable=SC2086 # the runtime's command and its flags; BATCHES PER_BATCH
-      $ns $runtime bench/per_call.ts "$set" $batches |
-        sed "s/}$/,\"round\":$round,\"set\":\"$set\"}/" >>"$out"
+    case $set in *many*) batches="12 100" ;; *) batches="120 10" ;; esac
+    # Each set in its order and the reverse: the method listed first warms
+    # the runtime up for the others.
+    for order in "$set" "$(tr , '\n' <<<"$set" | tac | paste -sd , -)"; do
+      for runtime in "$bin/deno run -A" "$bin/bun" "$bin/node --no-warnings"; do
+        # shellcheck disable=SC2086 # the runtime's command and its flags; BATCHES PER_BATCH
+        $ns $runtime bench/per_call.ts "$order" $batches |
+          sed "s/}$/,\"round\":$round,\"set\":\"$set\",\"order\":\"$order\"}/" >>"$out"
+      done
     done
   done
 done
@@ -51,15 +60,28 @@ const lines = require("fs").readFileSync(process.argv[2], "utf8").trim().split("
 const rows = lines.map(JSON.parse);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const round2 = (x) => x === undefined ? null : +x.toFixed(2);
-/** The value of a runtime's method in each round (reserve: from the first set). */
+/**
+ * A runtime's method in each round, in `set` (by default the first it ran in:
+ * reserve's is the one with the raw sequences): the geometric mean of the
+ * set's two orders, so that a ratio of two of them is the geometric mean of
+ * the ratios within each order's process.
+ */
 function perRound(runtime, method, set) {
   const byRound = new Map();
   for (const row of rows) {
     if (row.runtime !== runtime || row.method !== method) continue;
-    if (set && row.set !== set) continue;
-    if (!byRound.has(row.round)) byRound.set(row.round, row);
+    set ??= row.set;
+    if (row.set !== set) continue;
+    if (!byRound.has(row.round)) byRound.set(row.round, []);
+    byRound.get(row.round).push(row);
   }
-  return byRound;
+  const mean = (xs) => Math.exp(xs.reduce((sum, x) => sum + Math.log(x), 0) / xs.length);
+  return new Map([...byRound].map(([round, all]) => [round, {
+    usPerPort: mean(all.map((row) => row.usPerPort)),
+    mainThreadCpuToWall: all.every((row) => row.mainThreadCpuToWall != null)
+      ? mean(all.map((row) => row.mainThreadCpuToWall))
+      : null,
+  }]));
 }
 const usOf = (runtime, method) =>
   median([...perRound(runtime, method).values()].map((row) => row.usPerPort));
@@ -68,7 +90,7 @@ const python = usOf("python", "reserve");
 for (const runtime of ["c", "python", "deno", "bun", "node"]) {
   const methods = [...new Set(rows.filter((r) => r.runtime === runtime).map((r) => r.method))];
   for (const method of methods) {
-    const us = usOf(runtime, method);
+    const us = round2(usOf(runtime, method));
     const cpu = [...perRound(runtime, method).values()]
       .map((row) => row.mainThreadCpuToWall).filter((x) => x !== undefined && x !== null);
     console.log(JSON.stringify({
@@ -78,7 +100,7 @@ for (const runtime of ["c", "python", "deno", "bun", "node"]) {
       ratioToC: round2(us / floor),
       ratioToPython: round2(us / python),
       mainThreadCpuToWall: cpu.length > 0 ? median(cpu) : null,
-      rounds: [...perRound(runtime, method).values()].map((row) => row.usPerPort),
+      rounds: [...perRound(runtime, method).values()].map((row) => round2(row.usPerPort)),
     }));
   }
 }
