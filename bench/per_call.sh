@@ -18,8 +18,9 @@
 # listed first runs the first, slowest batches, while Node is still warming
 # up (its batches of 100 calls fall from 300-600 us to 130 us a call over the
 # first 6-10): on Node, many/reserve measured 0.62-0.82 in the order
-# reserve,many and 0.94-1.25 in many,reserve, and hold/reserve 0.83-0.97 in
-# reserve,hold and 1.21-1.41 in hold,reserve. A ratio is taken within each
+# reserve,many and 0.94-1.25 in many,reserve (hold/reserve, when it ran in
+# batches of 100 too: 0.83-0.97 and 1.21-1.41; in batches of 10, 0.99-1.05
+# and 1.01-1.10). A ratio is taken within each
 # process, and a round's is the geometric mean of its two orders'; then its
 # median and range over ROUNDS rounds: the machine's drift between processes
 # (often 20-40% here) cancels out. Prints a JSON line
