@@ -308,6 +308,11 @@ export function portRange(from: number, to: number): number[] {
 
 /** How long one step (connect, accept, end-of-stream) may take, in ms. */
 const STEP_TIMEOUT_MS = 2000;
+/**
+ * Turns of the event loop a hand-off past its time is watched for, without
+ * a step, before it fails (see `look`).
+ */
+const LAST_LOOKS = 3;
 /** Reservations in flight at once across the module, so bursts stay in fds. */
 const MAX_IN_FLIGHT = 8;
 /** Attempts at a port that is free on both 127.0.0.1 and ::1 for localhost. */
@@ -1037,7 +1042,9 @@ function handOff(
  * would retry it for minutes. The deadlines of all hand-offs share one timer
  * (see `watch`): a timer each cost a reservation 5-8% on Node and Bun, and on
  * Deno each AbortSignal.timeout's timer fired 2 s after its hand-off was long
- * done.
+ * done. Past its time, a hand-off fails only once the event loop has turned
+ * without a step (see `look`): a loop held up by other code, or starved of a
+ * CPU, runs its timers before the sockets' events that came meanwhile.
  */
 abstract class HandOffSteps<C> implements ConnectDeadline {
   /**
@@ -1089,6 +1096,10 @@ abstract class HandOffSteps<C> implements ConnectDeadline {
   }
   get expired(): boolean {
     return this.#expired;
+  }
+  /** Where it stands: it changes with each step and each side's end. */
+  get progress(): string {
+    return `${this.step} ${this.#clientEnded} ${this.#acceptedEnded}`;
   }
   onExpire(abort: (() => void) | undefined): void {
     this.#abort = abort;
@@ -1341,10 +1352,20 @@ const monotonicNow: () => number = performance.now.bind(performance);
  * were added in is the order they expire in: the timer waits for the first.
  */
 const deadlines = new Set<HandOffSteps<unknown>>();
+/**
+ * Hand-offs past their time, watched for a step (see `look`): where each
+ * stood at the last look, and for how many looks it has stood there.
+ */
+const overdue = new Map<HandOffSteps<unknown>, Standing>();
 /** The shared timer, referenced only while a deadline is watched. */
 let timer: SweepTimer | undefined;
 /** Whether this is Deno, whose shared timer is an AbortSignal.timeout. */
 const ON_DENO = (globalThis as Scope).Deno !== undefined;
+
+interface Standing {
+  progress: string;
+  looks: number;
+}
 
 interface SweepTimer {
   /** Keeps it alive; false if it has fired unheard (Deno's), and will not. */
@@ -1357,27 +1378,52 @@ function watch(deadline: HandOffSteps<unknown>): void {
   if (deadlines.size > 1) return;
   // A timer made earlier fires no later than this deadline: sweep() waits on.
   if (timer?.ref()) return;
-  timer = startTimer(STEP_TIMEOUT_MS);
+  timer = startTimer(STEP_TIMEOUT_MS, sweep);
   timer.ref();
 }
 
 function unwatch(deadline: HandOffSteps<unknown>): void {
-  if (deadlines.delete(deadline) && deadlines.size === 0) timer?.unref();
+  if (!deadlines.delete(deadline)) overdue.delete(deadline);
+  else if (deadlines.size === 0) timer?.unref();
 }
 
-/** Expires the deadlines whose time is up, and waits for the next. */
+/** Moves the deadlines whose time is up to `overdue`, and waits for the next. */
 function sweep(): void {
   timer = undefined;
   const now = monotonicNow();
   for (const deadline of deadlines) {
     if (deadline.expiresAt > now) break;
     deadlines.delete(deadline);
-    deadline.expire();
+    overdue.set(deadline, { progress: deadline.progress, looks: 0 });
+    if (overdue.size === 1) startTimer(0, look).ref();
   }
   const next = deadlines.values().next().value;
   if (!next) return;
-  timer = startTimer(next.expiresAt - now);
+  timer = startTimer(next.expiresAt - now, sweep);
   timer.ref();
+}
+
+/**
+ * Fails the overdue hand-offs that took no step in the last LAST_LOOKS turns
+ * of the event loop, and looks again at the rest a turn later. A timer set in
+ * a timer's callback fires after the loop next polls its sockets: events that
+ * came while the loop was held up are seen before a look. On Deno an op's
+ * result may take a turn more (one look failed 2 of 15 held-up hand-offs, two
+ * none of 60). The steps are few, so this ends too: a hand-off that keeps
+ * moving fails at most a few turns later than if nothing had held it up.
+ */
+function look(): void {
+  for (const [deadline, standing] of overdue) {
+    const progress = deadline.progress;
+    if (progress !== standing.progress) {
+      standing.progress = progress;
+      standing.looks = 0;
+    } else if (++standing.looks >= LAST_LOOKS) {
+      overdue.delete(deadline);
+      deadline.expire();
+    }
+  }
+  if (overdue.size > 0) startTimer(0, look).ref();
 }
 
 interface NodeTimer {
@@ -1386,26 +1432,26 @@ interface NodeTimer {
 }
 
 /**
- * An unreferenced timer that calls sweep(). On Deno an AbortSignal.timeout,
+ * An unreferenced timer that calls `fire`. On Deno an AbortSignal.timeout,
  * not a setTimeout, whose first use costs Deno 7-10 ms at every start of the
  * command line: its timer keeps Deno alive only while a listener is attached,
- * so ref() attaches sweep() and unref() detaches it.
+ * so ref() attaches `fire` and unref() detaches it.
  */
-function startTimer(ms: number): SweepTimer {
+function startTimer(ms: number, fire: () => void): SweepTimer {
   if (ON_DENO) {
     // Once it fired with no listener, sweep() never heard it: a new one.
     const signal = AbortSignal.timeout(ms);
     return {
       ref(): boolean {
         if (signal.aborted) return false;
-        signal.addEventListener("abort", sweep);
+        signal.addEventListener("abort", fire);
         return true;
       },
-      unref: () => signal.removeEventListener("abort", sweep),
+      unref: () => signal.removeEventListener("abort", fire),
     };
   }
   // Node's and Bun's fire unreferenced too, and sweep() then drops them.
-  const started = setTimeout(sweep, ms) as unknown as NodeTimer;
+  const started = setTimeout(fire, ms) as unknown as NodeTimer;
   started.unref();
   return {
     ref(): boolean {

@@ -1092,6 +1092,28 @@ test(
 );
 
 test(
+  "reservations whose event loop is held up past the deadline mid-hand-off still leave their ports in TIME_WAIT",
+  { timeout: SLOW, skip: LINUX_ONLY },
+  async () => {
+    // Code that blocks the loop, or a CPU starved on a busy machine, holds
+    // the loop up while the kernel completes each hand-off's steps: every
+    // runtime then runs the expired deadline's timer before the sockets'
+    // events. Failing those cost CI a run (Node, 8 command lines at once).
+    await reserve();
+    const before = openFds();
+    const held = await hold();
+    const pending = Promise.all([reserve(), reserveMany(2), held.release()]);
+    const nothing = new Int32Array(new SharedArrayBuffer(4));
+    setImmediate(() => Atomics.wait(nothing, 0, 0, 2100));
+    const [port, ports] = await pending;
+    for (const each of [port, ...ports, held.port]) {
+      await assertTimeWait("127.0.0.1", each);
+    }
+    assert.equal(openFds(), before);
+  },
+);
+
+test(
   "with tcp_max_tw_buckets at 0 the kernel keeps no TIME_WAIT, as the README's Beware says",
   {
     timeout: SLOW,
