@@ -312,7 +312,7 @@ const STEP_TIMEOUT_MS = 2000;
  * Turns of the event loop a hand-off past its time is watched for, without
  * a step, before it fails (see `look`).
  */
-const LAST_LOOKS = 3;
+const LAST_LOOKS = 8;
 /** Reservations in flight at once across the module, so bursts stay in fds. */
 const MAX_IN_FLIGHT = 8;
 /** Attempts at a port that is free on both 127.0.0.1 and ::1 for localhost. */
@@ -1357,6 +1357,8 @@ const deadlines = new Set<HandOffSteps<unknown>>();
  * stood at the last look, and for how many looks it has stood there.
  */
 const overdue = new Map<HandOffSteps<unknown>, Standing>();
+/** Whether a look is due: one timer at a time, or looks would count double. */
+let looking = false;
 /** The shared timer, referenced only while a deadline is watched. */
 let timer: SweepTimer | undefined;
 /** Whether this is Deno, whose shared timer is an AbortSignal.timeout. */
@@ -1395,7 +1397,8 @@ function sweep(): void {
     if (deadline.expiresAt > now) break;
     deadlines.delete(deadline);
     overdue.set(deadline, { progress: deadline.progress, looks: 0 });
-    if (overdue.size === 1) startTimer(0, look).ref();
+    if (!looking) startTimer(0, look).ref();
+    looking = true;
   }
   const next = deadlines.values().next().value;
   if (!next) return;
@@ -1409,7 +1412,7 @@ function sweep(): void {
  * a timer's callback fires after the loop next polls its sockets: events that
  * came while the loop was held up are seen before a look. On Deno an op's
  * result may take a turn more (one look failed 2 of 15 held-up hand-offs, two
- * none of 60). The steps are few, so this ends too: a hand-off that keeps
+ * none of 60), and its node:net up to five (three failed 16 of 250). The steps are few, so this ends too: a hand-off that keeps
  * moving fails at most a few turns later than if nothing had held it up.
  */
 function look(): void {
@@ -1424,6 +1427,7 @@ function look(): void {
     }
   }
   if (overdue.size > 0) startTimer(0, look).ref();
+  looking = overdue.size > 0;
 }
 
 interface NodeTimer {
