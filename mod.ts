@@ -1412,8 +1412,9 @@ function sweep(): void {
  * a timer's callback fires after the loop next polls its sockets: events that
  * came while the loop was held up are seen before a look. On Deno an op's
  * result may take a turn more (one look failed 2 of 15 held-up hand-offs, two
- * none of 60), and its node:net up to five (three failed 16 of 250). The steps are few, so this ends too: a hand-off that keeps
- * moving fails at most a few turns later than if nothing had held it up.
+ * none of 60), and its node:net up to five (three failed 16 of 250). The
+ * steps are few, so this ends too: a hand-off that keeps moving fails at most
+ * a few turns later than if nothing had held it up.
  */
 function look(): void {
   for (const [deadline, standing] of overdue) {
