@@ -76,6 +76,39 @@ export function states(address: string, port: number): string[] {
     .map((fields) => names[fields[3]] ?? fields[3]);
 }
 
+/**
+ * The TCP counters of this network namespace that say where a TIME_WAIT went
+ * (/proc/net/netstat and /proc/net/snmp, name lines over value lines): a
+ * timewait the kernel could not make (TCPTimeWaitOverflow), one reused or
+ * killed, resets sent. For a failure's message: a CI run once found a
+ * released port with no TIME_WAIT, under load, which no rerun repeated.
+ */
+export function tcpCounters(): Record<string, number> {
+  const wanted = new Set([
+    "TCPTimeWaitOverflow",
+    "TWRecycled",
+    "TWKilled",
+    "TCPAbortOnData",
+    "TCPAbortOnClose",
+    "OutRsts",
+    "RetransSegs",
+    "EstabResets",
+  ]);
+  const counters: Record<string, number> = {};
+  for (const file of ["/proc/net/netstat", "/proc/net/snmp"]) {
+    const lines = readFileSync(file, "utf8").split("\n");
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const names = lines[i].trim().split(/\s+/);
+      const values = lines[i + 1].trim().split(/\s+/);
+      if (names[0] !== values[0]) continue;
+      names.forEach((name, k) => {
+        if (wanted.has(name)) counters[name] = Number(values[k]);
+      });
+    }
+  }
+  return counters;
+}
+
 export async function assertTimeWait(
   address: string,
   port: number,

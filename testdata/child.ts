@@ -387,7 +387,7 @@ async function holdAndProbe(
     sleepMs?: number;
   },
 ): Promise<unknown> {
-  const { states } = await import("../test_util.ts");
+  const { states, tcpCounters } = await import("../test_util.ts");
   let reservation;
   try {
     reservation = await hold(options);
@@ -408,7 +408,7 @@ async function holdAndProbe(
   // The last FIN crosses loopback in softirq context: allow it a moment.
   await new Promise((resolve) => setTimeout(resolve, 50));
   const released = await look();
-  return { port, held, released };
+  return { port, held, released, counters: tcpCounters() };
 }
 
 /** `f` of each address, one after another (binds must not overlap). */
