@@ -81,7 +81,10 @@ export function states(address: string, port: number): string[] {
  * (/proc/net/netstat and /proc/net/snmp, name lines over value lines): a
  * timewait the kernel could not make (TCPTimeWaitOverflow), one reused or
  * killed, resets sent. For a failure's message: a CI run once found a
- * released port with no TIME_WAIT, under load, which no rerun repeated.
+ * released port with no TIME_WAIT, under load. A late acknowledgement had
+ * most likely made the closed client port send a reset, which ends a
+ * TIME_WAIT (docs/beware.md#a-late-packet-can-end-a-reservation): then
+ * OutRsts is 1 and the rest 0.
  */
 export function tcpCounters(): Record<string, number> {
   const wanted = new Set([
