@@ -1379,22 +1379,29 @@ test(
   "processes holding ports from one range in parallel get distinct ports",
   { timeout: SLOW, skip: NAMESPACE || QUICK },
   async () => {
+    // All eight hold at once, however long the last takes to start: each
+    // releases once all have left a file here (a CI run under load once
+    // started them over 2 s apart, and two got 8000, the first released).
+    const dir = mkdtempSync(join(tmpdir(), "port-reserve-"));
     const holder = JSON.stringify({
       options: {
         port: [...Array(20).keys()].map((i) => 8000 + i),
         fallback: false,
       },
-      // Long enough for the last of eight processes to start on a busy
-      // 2-core machine (Node 24 stripping types), so all hold at once.
-      sleepMs: 2000,
+      barrier: { dir, count: 8 },
     });
-    const report = await inNamespace({
-      args: ["hold", holder],
-      // Seven more holders beside the first, their reports as "# " lines.
-      during: [
-        'for i in 1 2 3 4 5 6 7; do ("$@" | sed "s/^/# /") & done; wait',
-      ],
-    });
+    let report;
+    try {
+      report = await inNamespace({
+        args: ["hold", holder],
+        // Seven more holders beside the first, their reports as "# " lines.
+        during: [
+          'for i in 1 2 3 4 5 6 7; do ("$@" | sed "s/^/# /") & done; wait',
+        ],
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     const reports = [
       report,
       ...report.extra.split("\n").map((line: string) => JSON.parse(line)),

@@ -5,7 +5,7 @@
 //   calls JSON       reserve() once for each options object of a JSON array
 //   hold JSON        hold(options) and probe the port while held and after
 //                    the release: {options, probe: [addresses], churn: N,
-//                    sleepMs}; see holdAndProbe()
+//                    sleepMs, barrier: {dir, count}}; see holdAndProbe()
 //   fault JSON [EXTRA] the same, counting the TCP sockets left open, then exit;
 //                    EXTRA {"idleMs": N}: a first reserve() then N ms idle;
 //                    {"clockBackMs": N}: Date.now() N ms back after 500 ms
@@ -378,13 +378,17 @@ async function inCluster(count: number): Promise<unknown> {
  * bind(0) listeners and outgoing connections (none may get it), waits
  * `sleepMs`, releases, and does the same again (now the binds succeed, and
  * the kernel still keeps the churn off the port, which is in TIME_WAIT).
+ * With a `barrier`, it releases only once `count` holders (itself included)
+ * have each left a file in `dir`, or after a minute: holders in
+ * parallel then all hold at once, however slowly a busy machine starts them.
  */
 async function holdAndProbe(
-  { options, probe = [], churn = 0, sleepMs = 0 }: {
+  { options, probe = [], churn = 0, sleepMs = 0, barrier }: {
     options: Record<string, unknown>;
     probe?: string[];
     churn?: number;
     sleepMs?: number;
+    barrier?: { dir: string; count: number };
   },
 ): Promise<unknown> {
   const { states, tcpCounters } = await import("../test_util.ts");
@@ -402,6 +406,7 @@ async function holdAndProbe(
     landed: (await churnPorts(churn)).filter((p) => p === port).length,
   });
   const held = await look();
+  if (barrier) await allHolding(barrier.dir, barrier.count, port);
   await new Promise((resolve) => setTimeout(resolve, sleepMs));
   await reservation.release();
   await reservation.release(); // a no-op
@@ -409,6 +414,23 @@ async function holdAndProbe(
   await new Promise((resolve) => setTimeout(resolve, 50));
   const released = await look();
   return { port, held, released, counters: tcpCounters() };
+}
+
+/**
+ * Leaves a file in `dir`, then waits until `count` files are there, for at
+ * most a minute: a holder that never comes fails the test, not hangs it.
+ */
+async function allHolding(
+  dir: string,
+  count: number,
+  port: number,
+): Promise<void> {
+  const { readdirSync, writeFileSync } = await import("node:fs");
+  writeFileSync(`${dir}/${port}-${process.pid}`, "");
+  const until = performance.now() + 60_000;
+  while (readdirSync(dir).length < count && performance.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 /** `f` of each address, one after another (binds must not overlap). */
