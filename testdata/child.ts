@@ -5,7 +5,7 @@
 //   calls JSON       reserve() once for each options object of a JSON array
 //   hold JSON        hold(options) and probe the port while held and after
 //                    the release: {options, probe: [addresses], churn: N,
-//                    sleepMs, barrier: {dir, count}}; see holdAndProbe()
+//                    barrier: {dir, count}}; see holdAndProbe()
 //   fault JSON [EXTRA] the same, counting the TCP sockets left open, then exit;
 //                    EXTRA {"idleMs": N}: a first reserve() then N ms idle;
 //                    {"clockBackMs": N}: Date.now() N ms back after 500 ms
@@ -375,19 +375,18 @@ async function inCluster(count: number): Promise<unknown> {
 /**
  * Holds a port, then on each `probe` address: binds it with SO_REUSEADDR in
  * Python and in node:net while held (both must fail), runs a churn of `churn`
- * bind(0) listeners and outgoing connections (none may get it), waits
- * `sleepMs`, releases, and does the same again (now the binds succeed, and
- * the kernel still keeps the churn off the port, which is in TIME_WAIT).
- * With a `barrier`, it releases only once `count` holders (itself included)
- * have each left a file in `dir`, or after a minute: holders in
- * parallel then all hold at once, however slowly a busy machine starts them.
+ * bind(0) listeners and outgoing connections (none may get it), releases,
+ * and does the same again (now the binds succeed, and the kernel still keeps
+ * the churn off the port, which is in TIME_WAIT). With a `barrier`, it
+ * releases only once `count` holders (itself included) have each left a file
+ * in `dir`, or after a minute: holders in parallel then all hold at once,
+ * however slowly a busy machine starts them.
  */
 async function holdAndProbe(
-  { options, probe = [], churn = 0, sleepMs = 0, barrier }: {
+  { options, probe = [], churn = 0, barrier }: {
     options: Record<string, unknown>;
     probe?: string[];
     churn?: number;
-    sleepMs?: number;
     barrier?: { dir: string; count: number };
   },
 ): Promise<unknown> {
@@ -407,7 +406,6 @@ async function holdAndProbe(
   });
   const held = await look();
   if (barrier) await allHolding(barrier.dir, barrier.count, port);
-  await new Promise((resolve) => setTimeout(resolve, sleepMs));
   await reservation.release();
   await reservation.release(); // a no-op
   // The last FIN crosses loopback in softirq context: allow it a moment.
